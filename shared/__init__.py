@@ -1,0 +1,1 @@
+"""What both services import: settings base, logging, errors, HTTP client factory, API-key check."""

@@ -1,0 +1,40 @@
+"""The `X-API-Key` check of the internal API: several keys (rotation), compared in constant time."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+
+from fastapi import Security
+from fastapi.security import APIKeyHeader
+
+from shared.errors import Unauthorized
+
+_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="Internal API key"
+)
+
+
+class ApiKeyCheck:
+    """A FastAPI dependency accepting any of `keys`; 401 problem otherwise."""
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        self._keys = [k.encode() for k in keys if k]
+        if not self._keys:
+            raise ValueError("at least one API key is required")
+
+    def matches(self, presented: str | None) -> bool:
+        if not presented:
+            return False
+        candidate = presented.encode()
+        # Compare against every key so timing does not reveal which one (or whether any) matched.
+        found = False
+        for key in self._keys:
+            found |= hmac.compare_digest(candidate, key)
+        return found
+
+    async def __call__(self, api_key: str | None = Security(_header)) -> None:
+        if not self.matches(api_key):
+            raise Unauthorized(
+                "A valid X-API-Key header is required.", code="invalid_api_key"
+            )

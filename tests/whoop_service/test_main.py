@@ -1,0 +1,75 @@
+import httpx2
+import pytest
+
+from tests.conftest import running
+from whoop_service.main import create_app
+from whoop_service.settings import WhoopSettings
+
+
+def settings_for(tmp_path, database_url: str, **overrides) -> WhoopSettings:
+    return WhoopSettings(
+        _env_file=None, var_dir=tmp_path, database_url=database_url, **overrides
+    )
+
+
+async def get(app, path: str) -> httpx2.Response:
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=app), base_url="http://whoop-service"
+    ) as client:
+        return await client.get(path)
+
+
+async def test_ready_checks_the_sqlite_database(tmp_path):
+    app = create_app(
+        settings_for(tmp_path, f"sqlite+aiosqlite:///{tmp_path}/db/whoop.db")
+    )
+    async with running(app):
+        assert (await get(app, "/health/live")).json() == {"status": "ok"}
+        ready = await get(app, "/health/ready")
+        assert ready.status_code == 200
+        assert ready.json() == {"status": "ready", "checks": {"database": "ok"}}
+    assert (tmp_path / "db" / "whoop.db").exists(), (
+        "the SQLite file and its folder are created"
+    )
+
+
+async def test_not_ready_before_start_and_when_the_database_is_down(tmp_path):
+    app = create_app(
+        settings_for(
+            tmp_path,
+            "postgresql+asyncpg://nobody@127.0.0.1:1/none",
+            db_auto_migrate=False,
+        )
+    )
+    before = await get(app, "/health/ready")
+    assert before.status_code == 503
+    assert before.json()["code"] == "not_ready"
+    async with running(app):
+        down = await get(app, "/health/ready")
+    assert down.status_code == 503
+    assert down.headers["content-type"] == "application/problem+json"
+    assert down.json()["checks"] == {"database": "failed"}
+    assert (await get(app, "/health/live")).status_code == 200
+
+
+@pytest.mark.postgres
+async def test_ready_checks_postgres(tmp_path, postgres_url):
+    app = create_app(settings_for(tmp_path, postgres_url, db_auto_migrate=True))
+    async with running(app):
+        ready = await get(app, "/health/ready")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"] == {"database": "ok"}
+
+
+async def test_docs_openapi_and_metrics_are_served(tmp_path):
+    app = create_app(settings_for(tmp_path, "sqlite+aiosqlite:///:memory:"))
+    async with running(app):
+        assert (await get(app, "/docs")).status_code == 200
+        spec = (await get(app, "/openapi.json")).json()
+        assert "/health/ready" in spec["paths"]
+        await get(app, "/health/live")
+        metrics = (await get(app, "/metrics")).text
+    assert (
+        'http_requests_total{method="GET",route="/health/live",status="200"} 1.0'
+        in metrics
+    )
