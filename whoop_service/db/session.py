@@ -9,6 +9,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from whoop_service.db.tables import SCHEMA
+
 # Supabase's transaction pooler (Supavisor/PgBouncer in transaction mode) listens on this port;
 # prepared statements do not survive across its transactions.
 TRANSACTION_POOLER_PORT = 6543
@@ -31,6 +33,8 @@ def make_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
     return create_async_engine(
         url,
         echo=echo,
+        # Tables are declared without a schema; on PostgreSQL they live in `whoop`.
+        execution_options={"schema_translate_map": {None: SCHEMA}},
         pool_pre_ping=True,
         pool_size=10,
         max_overflow=10,

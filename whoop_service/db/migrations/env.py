@@ -14,8 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from whoop_service.db.session import make_engine
+from whoop_service.db.tables import SCHEMA, metadata
 
-SCHEMA = "whoop"
 MIGRATION_LOCK_ID = 0x77686F6F70  # "whoop"
 
 
@@ -28,8 +28,13 @@ def _run(connection: Connection) -> None:
         connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
         connection.commit()
     try:
+        if is_pg:
+            connection = connection.execution_options(
+                schema_translate_map={None: SCHEMA}
+            )
         context.configure(
             connection=connection,
+            target_metadata=metadata,
             version_table_schema=SCHEMA if is_pg else None,
             render_as_batch=not is_pg,
             transaction_per_migration=True,
