@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Sequence
 
-from fastapi import Security
+from fastapi import Request, Security
 from fastapi.security import APIKeyHeader
 
 from shared.errors import Unauthorized
@@ -16,7 +16,7 @@ _header = APIKeyHeader(
 
 
 class ApiKeyCheck:
-    """A FastAPI dependency accepting any of `keys`; 401 problem otherwise."""
+    """Accepts any of `keys`; as a FastAPI dependency, 401 problem otherwise."""
 
     def __init__(self, keys: Sequence[str]) -> None:
         self._keys = [k.encode() for k in keys if k]
@@ -33,8 +33,20 @@ class ApiKeyCheck:
             found |= hmac.compare_digest(candidate, key)
         return found
 
-    async def __call__(self, api_key: str | None = Security(_header)) -> None:
-        if not self.matches(api_key):
+    def verify(self, presented: str | None) -> None:
+        if not self.matches(presented):
             raise Unauthorized(
                 "A valid X-API-Key header is required.", code="invalid_api_key"
             )
+
+    async def __call__(self, api_key: str | None = Security(_header)) -> None:
+        """FastAPI dependency form (documents the header in OpenAPI)."""
+        self.verify(api_key)
+
+
+async def require_app_api_key(
+    request: Request, api_key: str | None = Security(_header)
+) -> None:
+    """Dependency checking against the `ApiKeyCheck` the app keeps in `app.state.api_key`."""
+    check: ApiKeyCheck = request.app.state.api_key
+    check.verify(api_key)

@@ -165,6 +165,9 @@ def configure_logging(level: str = "info", *, json: bool = False) -> None:
         lg = logging.getLogger(name)
         lg.handlers = []
         lg.propagate = True
+    # Client libraries log every request URL at INFO; URLs carry user ids and OAuth query strings.
+    for name in ("httpx2", "httpcore2", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(numeric_level, logging.WARNING))
     access = logging.getLogger("uvicorn.access")
     access.handlers = []
     access.propagate = False

@@ -3,46 +3,65 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from functools import partial
 
+import httpx2
 import structlog
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.api_key import ApiKeyCheck
+from shared.api_key import ApiKeyCheck, require_app_api_key
 from shared.app import build_service_app
+from shared.http import make_async_client
 from shared.logging import configure_logging
+from shared.time import Clock, utc_now
+from whoop_service.api import auth
+from whoop_service.auth.crypto import TokenCipher
+from whoop_service.auth.flow import ConnectFlow
+from whoop_service.auth.tokens import TokenManager
 from whoop_service.db.migrate import upgrade_to_head_async
 from whoop_service.db.session import make_engine, make_session_factory, ping
 from whoop_service.settings import WhoopSettings, get_settings
+from whoop_service.whoop.client import WhoopClient
+from whoop_service.whoop.oauth import WhoopOAuth
 
 log = structlog.get_logger()
 
 
+@dataclass
+class Overrides:
+    """Collaborators tests pass in (production builds them from settings)."""
+
+    engine: AsyncEngine | None = None
+    whoop_transport: httpx2.AsyncBaseTransport | None = None
+    clock: Clock = utc_now
+
+
 def create_app(
-    settings: WhoopSettings | None = None, *, engine: AsyncEngine | None = None
+    settings: WhoopSettings | None = None,
+    *,
+    engine: AsyncEngine | None = None,
+    whoop_transport: httpx2.AsyncBaseTransport | None = None,
+    clock: Clock = utc_now,
 ) -> FastAPI:
     """Build the app; resources (engine, clients) are made in its lifespan unless passed in."""
     settings = (settings or get_settings()).with_dev_defaults()
     configure_logging(settings.log_level, json=settings.log_json)
+    cipher = TokenCipher([k.get_secret_value() for k in settings.token_encryption_keys])
+    overrides = Overrides(engine=engine, whoop_transport=whoop_transport, clock=clock)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = engine or make_engine(settings.database_url)
-        try:
-            if settings.auto_migrate:
-                await upgrade_to_head_async(settings.database_url)
-            app.state.engine = db
-            app.state.session_factory = make_session_factory(db)
-            app.state.readiness = {"database": partial(ping, db)}
+        async with AsyncExitStack() as stack:
+            await _start(app, settings, cipher, overrides, stack)
             log.info("whoop_service.started", environment=settings.environment)
-            yield
-        finally:
-            app.state.readiness = None
-            if engine is None:
-                await db.dispose()
-            log.info("whoop_service.stopped")
+            try:
+                yield
+            finally:
+                app.state.readiness = None
+                log.info("whoop_service.stopping")
 
     app = build_service_app(
         title="WHOOP service (internal)", version="0.1.0", lifespan=lifespan
@@ -51,4 +70,58 @@ def create_app(
     app.state.api_key = ApiKeyCheck(
         [k.get_secret_value() for k in settings.internal_api_keys]
     )
+    app.include_router(auth.router, dependencies=[Depends(require_app_api_key)])
     return app
+
+
+async def _start(
+    app: FastAPI,
+    settings: WhoopSettings,
+    cipher: TokenCipher,
+    overrides: Overrides,
+    stack: AsyncExitStack,
+) -> None:
+    """Build every collaborator; `stack` closes them in reverse order on shutdown."""
+    engine = overrides.engine or make_engine(settings.database_url)
+    if overrides.engine is None:
+        stack.push_async_callback(engine.dispose)
+    if settings.auto_migrate:
+        await upgrade_to_head_async(settings.database_url)
+    sessions = make_session_factory(engine)
+    oauth_http = await stack.enter_async_context(
+        make_async_client(
+            settings.whoop_oauth_base_url, 10.0, transport=overrides.whoop_transport
+        )
+    )
+    api_http = await stack.enter_async_context(
+        make_async_client(
+            settings.whoop_api_base_url, 10.0, transport=overrides.whoop_transport
+        )
+    )
+    oauth = None
+    if settings.whoop_client_id and settings.whoop_client_secret:
+        oauth = WhoopOAuth(
+            oauth_http,
+            client_id=settings.whoop_client_id,
+            client_secret=settings.whoop_client_secret.get_secret_value(),
+            redirect_uri=settings.whoop_redirect_uri,
+            scopes=settings.whoop_scopes.split(),
+        )
+    whoop = WhoopClient(api_http)
+    tokens = TokenManager(sessions, cipher, oauth, clock=overrides.clock)
+    app.state.engine = engine
+    app.state.sessions = sessions
+    app.state.tokens = tokens
+    app.state.connect_flow = ConnectFlow(
+        sessions,
+        cipher,
+        tokens,
+        oauth,
+        whoop,
+        oauth_base_url=settings.whoop_oauth_base_url,
+        client_id=settings.whoop_client_id,
+        redirect_uri=settings.whoop_redirect_uri,
+        scopes=settings.whoop_scopes.split(),
+        clock=overrides.clock,
+    )
+    app.state.readiness = {"database": partial(ping, engine)}

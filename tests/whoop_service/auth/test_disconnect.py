@@ -1,0 +1,108 @@
+"""Disconnect revokes at WHOOP, forgets the tokens and, when asked, every stored record."""
+
+from datetime import UTC, datetime
+
+import httpx2
+from sqlalchemy import func, insert, select
+
+from whoop_service.db import tables as t
+
+NOW = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+async def store_cycle(harness, user_id: str, cycle_id: int) -> None:
+    async with harness.app.state.sessions() as session:
+        await session.execute(
+            insert(t.cycles).values(
+                id=cycle_id,
+                user_id=user_id,
+                whoop_user_id=1,
+                score_state="SCORED",
+                created_at=NOW,
+                updated_at=NOW,
+                raw={"id": cycle_id},
+                synced_at=NOW,
+                start=NOW,
+                timezone_offset="+00:00",
+            )
+        )
+        await session.commit()
+
+
+async def count(harness, table, user_id: str) -> int:
+    async with harness.app.state.sessions() as session:
+        stmt = select(func.count()).select_from(table).where(table.c.user_id == user_id)
+        return (await session.execute(stmt)).scalar_one()
+
+
+async def whoop_status(harness, token: str) -> int:
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=harness.whoop_app),
+        base_url="http://whoop.test",
+    ) as c:
+        resp = await c.get(
+            "/developer/v2/user/profile/basic",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    return resp.status_code
+
+
+async def test_disconnect_revokes_at_whoop_and_keeps_data_by_default(harness):
+    await harness.connect("user-1")
+    await store_cycle(harness, "user-1", 10)
+    token = await harness.app.state.tokens.get_access_token("user-1")
+    resp = await harness.client.delete("/internal/auth/user-1")
+    assert resp.status_code == 200
+    body = resp.json()
+    assert body["revoked_at_whoop"] is True
+    assert body["was_connected"] is True
+    assert body["data_deleted"] is False
+    assert body["status"] == "not_connected"
+    assert harness.whoop.count_requests("/developer/v2/user/access", "DELETE") == 1
+    assert await whoop_status(harness, token) == 401
+    assert await count(harness, t.connections, "user-1") == 0
+    assert await count(harness, t.cycles, "user-1") == 1
+    status = (await harness.client.get("/internal/auth/status/user-1")).json()
+    assert status["status"] == "not_connected"
+
+
+async def test_disconnect_with_delete_data_removes_every_record_of_that_user_only(
+    harness,
+):
+    await harness.connect("user-1")
+    await harness.connect("user-2")
+    await store_cycle(harness, "user-1", 10)
+    await store_cycle(harness, "user-2", 20)
+    resp = await harness.client.delete(
+        "/internal/auth/user-1", params={"delete_data": "true"}
+    )
+    assert resp.json()["records_deleted"] == {
+        "cycle": 1,
+        "recovery": 0,
+        "sleep": 0,
+        "workout": 0,
+    }
+    assert await count(harness, t.cycles, "user-1") == 0
+    assert await count(harness, t.cycles, "user-2") == 1
+    assert await count(harness, t.connections, "user-2") == 1
+
+
+async def test_revocation_failing_at_whoop_still_forgets_locally_and_says_so(harness):
+    await harness.connect("user-1")
+    harness.whoop.fail_next("/v2/user/access", status=500)
+    resp = await harness.client.delete("/internal/auth/user-1")
+    assert resp.status_code == 200
+    assert resp.json()["revoked_at_whoop"] is False
+    assert await count(harness, t.connections, "user-1") == 0
+
+
+async def test_disconnecting_a_stranger_is_harmless(harness):
+    resp = await harness.client.delete("/internal/auth/nobody")
+    assert resp.status_code == 200
+    assert resp.json()["was_connected"] is False
+    assert resp.json()["revoked_at_whoop"] is False
+    assert harness.whoop.count_requests("/developer") == 0
+    bad = await harness.client.delete(
+        "/internal/auth/user-1", params={"delete_data": "maybe"}
+    )
+    assert bad.status_code == 422

@@ -1,0 +1,125 @@
+"""The WHOOP service wired to the WHOOP emulator over ASGI, on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+import httpx2
+from cryptography.fernet import Fernet
+from fastapi import FastAPI
+
+from sandbox.whoop import WhoopSandbox, WhoopSandboxSettings
+from sandbox.whoop import create_app as create_whoop
+from tests.clock import MutableClock
+from tests.conftest import running
+from whoop_service.main import create_app
+from whoop_service.settings import WhoopSettings
+
+API_KEY = "test-internal-key"
+WHOOP_HOST = "http://whoop.test"
+CLIENT_ID, CLIENT_SECRET = "test-client", "test-client-secret"
+FERNET_KEY = Fernet.generate_key().decode()
+
+
+def service_settings(database_url: str, var_dir, **overrides) -> WhoopSettings:
+    return WhoopSettings(
+        _env_file=None,
+        var_dir=var_dir,
+        database_url=database_url,
+        db_auto_migrate=True,
+        internal_api_keys=[API_KEY],
+        token_encryption_keys=[FERNET_KEY],
+        whoop_client_id=CLIENT_ID,
+        whoop_client_secret=CLIENT_SECRET,
+        whoop_api_base_url=f"{WHOOP_HOST}/developer",
+        whoop_oauth_base_url=f"{WHOOP_HOST}/oauth/oauth2",
+        whoop_redirect_uri="http://127.0.0.1:8000/api/v1/whoop/callback",
+        **overrides,
+    )
+
+
+@dataclass
+class Harness:
+    """One emulated WHOOP and one or more WHOOP-service apps sharing a database."""
+
+    whoop: WhoopSandbox
+    whoop_app: FastAPI
+    clock: MutableClock
+    database_url: str
+    var_dir: object
+    stack: AsyncExitStack
+    apps: list[FastAPI]
+    clients: list[httpx2.AsyncClient]
+
+    @property
+    def app(self) -> FastAPI:
+        return self.apps[0]
+
+    @property
+    def client(self) -> httpx2.AsyncClient:
+        return self.clients[0]
+
+    async def add_instance(self) -> tuple[FastAPI, httpx2.AsyncClient]:
+        """Another service instance (its own engine, clients and locks) on the same database."""
+        app = create_app(
+            service_settings(self.database_url, self.var_dir),
+            whoop_transport=httpx2.ASGITransport(app=self.whoop_app),
+            clock=self.clock,
+        )
+        await self.stack.enter_async_context(running(app))
+        client = await self.stack.enter_async_context(
+            httpx2.AsyncClient(
+                transport=httpx2.ASGITransport(app=app),
+                base_url="http://whoop-service",
+                headers={"X-API-Key": API_KEY},
+            )
+        )
+        self.apps.append(app)
+        self.clients.append(client)
+        return app, client
+
+    async def authorize(
+        self, user_id: str, **browser_params: str
+    ) -> dict[str, list[str]]:
+        """Start a connection and play the member's browser at WHOOP; the redirect's query."""
+        started = await self.client.post(f"/internal/auth/connect/{user_id}")
+        assert started.status_code == 200, started.text
+        url = started.json()["authorization_url"]
+        if browser_params:
+            url += "&" + "&".join(f"{k}={v}" for k, v in browser_params.items())
+        async with httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=self.whoop_app)
+        ) as b:
+            redirect = await b.get(url)
+        assert redirect.status_code == 302, redirect.text
+        return parse_qs(urlsplit(redirect.headers["location"]).query)
+
+    async def connect(self, user_id: str, **browser_params: str) -> httpx2.Response:
+        """The whole flow; the callback's answer."""
+        query = await self.authorize(user_id, **browser_params)
+        return await self.client.post(
+            "/internal/auth/callback",
+            json={"code": query["code"][0], "state": query["state"][0]},
+        )
+
+
+async def make_harness(stack: AsyncExitStack, database_url: str, var_dir) -> Harness:
+    clock = MutableClock()
+    whoop_app = create_whoop(
+        WhoopSandboxSettings(client_id=CLIENT_ID, client_secret=CLIENT_SECRET),
+        clock=clock,
+    )
+    harness = Harness(
+        whoop=whoop_app.state.sandbox,
+        whoop_app=whoop_app,
+        clock=clock,
+        database_url=database_url,
+        var_dir=var_dir,
+        stack=stack,
+        apps=[],
+        clients=[],
+    )
+    await harness.add_instance()
+    return harness

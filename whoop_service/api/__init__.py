@@ -1,0 +1,1 @@
+"""The WHOOP service's HTTP routes; every `/internal/*` route needs `X-API-Key`."""

@@ -1,0 +1,56 @@
+"""`/internal/auth/*`: connect, callback, status and disconnect (CONTRACT.md §7)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from shared.contracts import (
+    CallbackRequest,
+    CallbackResponse,
+    ConnectionStatusResponse,
+    ConnectResponse,
+    DisconnectResponse,
+    UserIdPath,
+)
+from whoop_service.deps import ConnectFlowDep
+
+router = APIRouter(prefix="/internal/auth", tags=["auth"])
+
+
+@router.post("/connect/{user_id}")
+async def connect(user_id: UserIdPath, flow: ConnectFlowDep) -> ConnectResponse:
+    """A fresh WHOOP authorization URL for the user (single-use state, 10 minutes)."""
+    return await flow.start(user_id)
+
+
+@router.post("/callback")
+async def callback(body: CallbackRequest, flow: ConnectFlowDep) -> CallbackResponse:
+    """Finish an authorization: exchange the code and store the connection.
+
+    With `error` (the member declined at WHOOP) the state is used up and the answer is a
+    problem whose code is the reason.
+    """
+    if body.error is not None:
+        await flow.decline(body.state, body.error, body.user_id)
+    assert body.code is not None
+    return await flow.complete(body.code, body.state, body.user_id)
+
+
+@router.get("/status/{user_id}")
+async def status(user_id: UserIdPath, flow: ConnectFlowDep) -> ConnectionStatusResponse:
+    """Connection state, scopes and per-type sync status."""
+    return await flow.status(user_id)
+
+
+@router.delete("/{user_id}")
+async def disconnect(
+    user_id: UserIdPath,
+    flow: ConnectFlowDep,
+    delete_data: Annotated[
+        bool, Query(description="Also delete every stored WHOOP record.")
+    ] = False,
+) -> DisconnectResponse:
+    """Revoke access at WHOOP and forget the tokens (and, if asked, the data)."""
+    return await flow.disconnect(user_id, delete_data=delete_data)

@@ -1,0 +1,1 @@
+"""The WHOOP connection lifecycle: connect, callback, tokens and their refresh, disconnect."""

@@ -1,0 +1,283 @@
+"""ConnectFlow: the connection lifecycle (connect, callback, status, disconnect) as one unit of work
+per step; it owns the commits, the repository only flushes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from shared.contracts import (
+    CallbackResponse,
+    ConnectionStatusResponse,
+    ConnectResponse,
+    DisconnectResponse,
+    TypeSyncStatus,
+)
+from shared.time import Clock, utc_now
+from whoop_service.auth.crypto import TokenCipher
+from whoop_service.auth.tokens import TokenManager
+from whoop_service.db.connections import ConnectionRepository
+from whoop_service.domain import DATA_TYPES, ConnectionStatus
+from whoop_service.errors import (
+    AuthorizationDenied,
+    InvalidOAuthState,
+    OAuthCodeRejected,
+    WhoopAccountLinked,
+    WhoopNeedsReauth,
+    WhoopNotConfigured,
+    WhoopNotConnected,
+    WhoopUnavailable,
+)
+from whoop_service.whoop.client import WhoopClient
+from whoop_service.whoop.errors import WhoopError, WhoopInvalidGrant, WhoopOAuthError
+from whoop_service.whoop.oauth import WhoopOAuth, build_authorize_url, make_pkce_pair
+
+log = structlog.get_logger()
+
+STATE_TTL = timedelta(minutes=10)
+# RFC 6749 §4.1.2.1: the errors an authorization redirect may carry.
+_AUTHORIZE_ERRORS = frozenset(
+    {
+        "invalid_request",
+        "unauthorized_client",
+        "unsupported_response_type",
+        "invalid_scope",
+        "server_error",
+        "temporarily_unavailable",
+    }
+)
+
+
+def hash_state(state: str) -> str:
+    return hashlib.sha256(state.encode()).hexdigest()
+
+
+class ConnectFlow:
+    """Connect, complete, report and forget WHOOP connections."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[Any],
+        cipher: TokenCipher,
+        tokens: TokenManager,
+        oauth: WhoopOAuth | None,
+        whoop: WhoopClient,
+        *,
+        oauth_base_url: str,
+        client_id: str | None,
+        redirect_uri: str,
+        scopes: Sequence[str],
+        clock: Clock = utc_now,
+    ) -> None:
+        self._sessions = sessions
+        self._cipher = cipher
+        self._tokens = tokens
+        self._oauth = oauth
+        self._whoop = whoop
+        self._oauth_base_url = oauth_base_url
+        self._client_id = client_id
+        self._redirect_uri = redirect_uri
+        self._scopes = tuple(scopes)
+        self._clock = clock
+
+    async def start(self, user_id: str) -> ConnectResponse:
+        """A fresh authorization URL with a single-use state bound to the user."""
+        if self._oauth is None or self._client_id is None:
+            raise WhoopNotConfigured("WHOOP credentials are not configured.")
+        state = secrets.token_urlsafe(32)
+        verifier, challenge = make_pkce_pair()
+        now = self._clock()
+        expires_at = now + STATE_TTL
+        async with self._sessions() as session:
+            repo = ConnectionRepository(session)
+            await repo.delete_expired_states(now)
+            await repo.save_state(
+                hash_state(state),
+                user_id,
+                self._cipher.encrypt(user_id, "pkce", verifier),
+                now,
+                expires_at,
+            )
+            await session.commit()
+        url = build_authorize_url(
+            self._oauth_base_url,
+            client_id=self._client_id,
+            redirect_uri=self._redirect_uri,
+            scopes=self._scopes,
+            state=state,
+            code_challenge=challenge,
+        )
+        log.info("whoop.connect.started", user_id=user_id)
+        return ConnectResponse(
+            authorization_url=url, state=state, expires_at=expires_at
+        )
+
+    async def complete(
+        self, code: str, state: str, user_id: str | None = None
+    ) -> CallbackResponse:
+        """Finish an authorization: exchange the code, identify the member, store the grant."""
+        if self._oauth is None:
+            raise WhoopNotConfigured("WHOOP credentials are not configured.")
+        owner, verifier = await self._consume_state(state, user_id)
+        try:
+            grant = await self._oauth.exchange_code(code, verifier)
+            profile = await self._whoop.fetch_profile(grant.access_token)
+        except WhoopInvalidGrant:
+            raise OAuthCodeRejected("WHOOP refused the authorization code.") from None
+        except WhoopOAuthError as exc:
+            log.error("whoop.connect.exchange_refused", error=exc.error)
+            raise WhoopUnavailable("WHOOP refused the code exchange.") from None
+        except WhoopError as exc:
+            log.warning("whoop.connect.upstream_failed", error=type(exc).__name__)
+            raise WhoopUnavailable("WHOOP could not complete the connection.") from None
+        now = self._clock()
+        async with self._sessions() as session:
+            repo = ConnectionRepository(session)
+            linked = await repo.get_connection_by_whoop_user(profile.user_id)
+            if linked is not None and linked.user_id != owner:
+                if linked.status is ConnectionStatus.CONNECTED:
+                    raise WhoopAccountLinked(
+                        "This WHOOP account is connected to another user."
+                    )
+                await repo.delete_connection(
+                    linked.user_id
+                )  # that grant is dead; a new owner
+            await repo.save_connection(
+                {
+                    "user_id": owner,
+                    "whoop_user_id": profile.user_id,
+                    "status": ConnectionStatus.CONNECTED.value,
+                    "scopes": " ".join(grant.scopes),
+                    **self._tokens.encrypt_grant(owner, grant),
+                    "token_version": 1,
+                    "connected_at": now,
+                    "updated_at": now,
+                }
+            )
+            await session.commit()
+        log.info(
+            "whoop.connect.completed", user_id=owner, whoop_user_id=profile.user_id
+        )
+        return CallbackResponse(
+            user_id=owner,
+            status="connected",
+            whoop_user_id=profile.user_id,
+            scopes=list(grant.scopes),
+        )
+
+    async def decline(self, state: str, error: str, user_id: str | None = None) -> None:
+        """The member did not approve: use up the state and say why (always raises)."""
+        owner, _ = await self._consume_state(state, user_id)
+        log.info("whoop.connect.declined", user_id=owner, reason=error)
+        if error == "access_denied":
+            raise AuthorizationDenied("The WHOOP member declined access.")
+        code = error if error in _AUTHORIZE_ERRORS else "authorization_failed"
+        raise AuthorizationDenied("WHOOP did not grant access.", code=code)
+
+    async def _consume_state(self, state: str, user_id: str | None) -> tuple[str, str]:
+        """The state's user and PKCE verifier; refused (without side effects) unless live."""
+        state_hash = hash_state(state)
+        now = self._clock()
+        async with self._sessions() as session:
+            repo = ConnectionRepository(session)
+            found = await repo.get_state(state_hash)
+            if found is None:
+                raise InvalidOAuthState(
+                    "Unknown authorization state.", code="invalid_state"
+                )
+            if found.used_at is not None:
+                raise InvalidOAuthState(
+                    "This authorization was already used.", code="state_used"
+                )
+            if found.expires_at <= now:
+                raise InvalidOAuthState(
+                    "This authorization expired.", code="state_expired"
+                )
+            if user_id is not None and user_id != found.user_id:
+                raise InvalidOAuthState(
+                    "This authorization belongs to another user.",
+                    code="state_user_mismatch",
+                )
+            if not await repo.consume_state(state_hash, now):
+                raise InvalidOAuthState(
+                    "This authorization was already used.", code="state_used"
+                )
+            await session.commit()
+        verifier = self._cipher.decrypt(found.user_id, "pkce", found.code_verifier_enc)
+        return found.user_id, verifier
+
+    async def status(self, user_id: str) -> ConnectionStatusResponse:
+        """The user's connection state, scopes and per-type sync status."""
+        async with self._sessions() as session:
+            repo = ConnectionRepository(session)
+            conn = await repo.get_connection(user_id)
+            states = {s.data_type: s for s in await repo.list_sync_states(user_id)}
+        sync = {}
+        for data_type in DATA_TYPES:
+            s = states.get(data_type)
+            sync[data_type] = TypeSyncStatus(
+                last_sync_at=s.last_sync_at if s else None,
+                status=s.status
+                if s and s.status in ("success", "partial", "failed")
+                else None,
+                records_synced=s.records_synced if s else 0,
+                error=s.error if s else None,
+                needs_sync=s is None or s.status != "success",
+            )
+        return ConnectionStatusResponse(
+            user_id=user_id,
+            status=conn.status.value if conn else "not_connected",
+            whoop_user_id=conn.whoop_user_id if conn else None,
+            scopes=list(conn.scopes) if conn else [],
+            connected_at=conn.connected_at if conn else None,
+            reauth_reason=conn.reauth_reason if conn else None,
+            sync=sync,
+        )
+
+    async def disconnect(
+        self, user_id: str, *, delete_data: bool
+    ) -> DisconnectResponse:
+        """Revoke at WHOOP (best effort), then forget tokens (and data) in one transaction."""
+        revoked = await self._revoke(user_id)
+        async with self._sessions() as session:
+            repo = ConnectionRepository(session)
+            was_connected = await repo.delete_connection(user_id)
+            counts = await repo.delete_user_data(user_id) if delete_data else {}
+            await session.commit()
+        log.info(
+            "whoop.disconnect.done",
+            user_id=user_id,
+            revoked_at_whoop=revoked,
+            data_deleted=delete_data,
+        )
+        return DisconnectResponse(
+            user_id=user_id,
+            status="not_connected",
+            was_connected=was_connected,
+            revoked_at_whoop=revoked,
+            data_deleted=delete_data,
+            records_deleted=counts,
+        )
+
+    async def _revoke(self, user_id: str) -> bool:
+        try:
+            token = await self._tokens.get_access_token(user_id)
+            await self._whoop.revoke_access(token)
+        except (WhoopNotConnected, WhoopNeedsReauth):
+            return False
+        except (WhoopError, WhoopUnavailable) as exc:
+            # Forgetting locally matters more than WHOOP's answer; the member can revoke in the
+            # WHOOP app too. The answer says it did not happen.
+            log.warning(
+                "whoop.disconnect.revoke_failed",
+                user_id=user_id,
+                error=type(exc).__name__,
+            )
+            return False
+        return True

@@ -1,0 +1,217 @@
+"""ConnectionRepository: connections (tokens) and OAuth states. Flushes, never commits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import RowMapping, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from whoop_service.db import tables as t
+from whoop_service.domain import Connection, ConnectionStatus, OAuthState, SyncState
+
+
+def _connection(row: RowMapping) -> Connection:
+    return Connection(
+        user_id=row["user_id"],
+        whoop_user_id=row["whoop_user_id"],
+        status=ConnectionStatus(row["status"]),
+        scopes=tuple(row["scopes"].split()),
+        access_token_enc=row["access_token_enc"],
+        refresh_token_enc=row["refresh_token_enc"],
+        access_expires_at=row["access_expires_at"],
+        token_version=row["token_version"],
+        reauth_reason=row["reauth_reason"],
+        connected_at=row["connected_at"],
+        refreshed_at=row["refreshed_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+class ConnectionRepository:
+    """Data access for the connection lifecycle, inside the caller's transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get_connection(self, user_id: str) -> Connection | None:
+        row = (
+            (
+                await self._session.execute(
+                    select(t.connections).where(t.connections.c.user_id == user_id)
+                )
+            )
+            .mappings()
+            .first()
+        )
+        return _connection(row) if row else None
+
+    async def get_connection_for_update(self, user_id: str) -> Connection | None:
+        """Read the row holding a lock that other transactions (and processes) wait for.
+
+        PostgreSQL: `SELECT … FOR UPDATE`. SQLite has no row locks: a no-op write as the
+        transaction's first statement takes the database write lock, held until commit, so a
+        second refresher waits and then reads what the first one stored.
+        """
+        if self._session.get_bind().dialect.name == "sqlite":
+            await self._session.execute(
+                update(t.connections)
+                .where(t.connections.c.user_id == user_id)
+                .values(token_version=t.connections.c.token_version)
+            )
+            return await self.get_connection(user_id)
+        stmt = (
+            select(t.connections)
+            .where(t.connections.c.user_id == user_id)
+            .with_for_update()
+        )
+        row = (await self._session.execute(stmt)).mappings().first()
+        return _connection(row) if row else None
+
+    async def get_connection_by_whoop_user(
+        self, whoop_user_id: int
+    ) -> Connection | None:
+        stmt = select(t.connections).where(
+            t.connections.c.whoop_user_id == whoop_user_id
+        )
+        row = (await self._session.execute(stmt)).mappings().first()
+        return _connection(row) if row else None
+
+    async def save_connection(self, values: Mapping[str, Any]) -> None:
+        """Insert or replace a user's connection (a new grant replaces the old one)."""
+        await self._session.execute(
+            delete(t.connections).where(t.connections.c.user_id == values["user_id"])
+        )
+        await self._session.execute(insert(t.connections).values(**values))
+
+    async def update_tokens(
+        self,
+        user_id: str,
+        *,
+        access_token_enc: str,
+        refresh_token_enc: str | None,
+        access_expires_at: datetime,
+        scopes: tuple[str, ...],
+        now: datetime,
+    ) -> None:
+        await self._session.execute(
+            update(t.connections)
+            .where(t.connections.c.user_id == user_id)
+            .values(
+                access_token_enc=access_token_enc,
+                refresh_token_enc=refresh_token_enc,
+                access_expires_at=access_expires_at,
+                scopes=" ".join(scopes),
+                token_version=t.connections.c.token_version + 1,
+                status=ConnectionStatus.CONNECTED.value,
+                reauth_reason=None,
+                refreshed_at=now,
+                updated_at=now,
+            )
+        )
+
+    async def mark_needs_reauth(self, user_id: str, reason: str, now: datetime) -> None:
+        await self._session.execute(
+            update(t.connections)
+            .where(t.connections.c.user_id == user_id)
+            .values(
+                status=ConnectionStatus.NEEDS_REAUTH.value,
+                reauth_reason=reason,
+                updated_at=now,
+            )
+        )
+
+    async def delete_connection(self, user_id: str) -> bool:
+        result = await self._session.execute(
+            delete(t.connections).where(t.connections.c.user_id == user_id)
+        )
+        await self._session.execute(
+            delete(t.oauth_states).where(t.oauth_states.c.user_id == user_id)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def save_state(
+        self,
+        state_hash: str,
+        user_id: str,
+        code_verifier_enc: str,
+        now: datetime,
+        expires_at: datetime,
+    ) -> None:
+        await self._session.execute(
+            insert(t.oauth_states).values(
+                state_hash=state_hash,
+                user_id=user_id,
+                code_verifier_enc=code_verifier_enc,
+                created_at=now,
+                expires_at=expires_at,
+            )
+        )
+
+    async def get_state(self, state_hash: str) -> OAuthState | None:
+        stmt = select(t.oauth_states).where(t.oauth_states.c.state_hash == state_hash)
+        row = (await self._session.execute(stmt)).mappings().first()
+        if row is None:
+            return None
+        return OAuthState(
+            user_id=row["user_id"],
+            code_verifier_enc=row["code_verifier_enc"],
+            expires_at=row["expires_at"],
+            used_at=row["used_at"],
+        )
+
+    async def consume_state(self, state_hash: str, now: datetime) -> bool:
+        """Mark a live state used; False when it was used, expired or unknown (atomic)."""
+        result = await self._session.execute(
+            update(t.oauth_states)
+            .where(
+                t.oauth_states.c.state_hash == state_hash,
+                t.oauth_states.c.used_at.is_(None),
+                t.oauth_states.c.expires_at > now,
+            )
+            .values(used_at=now)
+        )
+        return getattr(result, "rowcount", 0) == 1
+
+    async def delete_expired_states(self, now: datetime) -> None:
+        await self._session.execute(
+            delete(t.oauth_states).where(t.oauth_states.c.expires_at <= now)
+        )
+
+    async def list_sync_states(self, user_id: str) -> list[SyncState]:
+        stmt = select(t.sync_state).where(t.sync_state.c.user_id == user_id)
+        rows = (await self._session.execute(stmt)).mappings().all()
+        return [
+            SyncState(
+                user_id=r["user_id"],
+                data_type=r["data_type"],
+                watermark=r["watermark"],
+                last_sync_at=r["last_sync_at"],
+                last_success_at=r["last_success_at"],
+                status=r["status"],
+                records_synced=r["records_synced"],
+                error=r["error"],
+            )
+            for r in rows
+        ]
+
+    async def delete_user_data(self, user_id: str) -> dict[str, int]:
+        """Delete every stored WHOOP record and sync state of the user; counts per type."""
+        counts: dict[str, int] = {}
+        for name, table in (
+            ("cycle", t.cycles),
+            ("recovery", t.recoveries),
+            ("sleep", t.sleeps),
+            ("workout", t.workouts),
+        ):
+            result = await self._session.execute(
+                delete(table).where(table.c.user_id == user_id)
+            )
+            counts[name] = int(getattr(result, "rowcount", 0) or 0)
+        await self._session.execute(
+            delete(t.sync_state).where(t.sync_state.c.user_id == user_id)
+        )
+        await self._session.execute(delete(t.jobs).where(t.jobs.c.user_id == user_id))
+        return counts

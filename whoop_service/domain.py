@@ -1,0 +1,58 @@
+"""Plain domain records of the WHOOP service (no I/O, no framework types)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class ConnectionStatus(StrEnum):
+    CONNECTED = "connected"
+    NEEDS_REAUTH = "needs_reauth"
+    NOT_CONNECTED = "not_connected"
+
+
+DATA_TYPES = ("cycle", "recovery", "sleep", "workout")
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """A user's link to a WHOOP account; the tokens stay encrypted here."""
+
+    user_id: str
+    whoop_user_id: int
+    status: ConnectionStatus
+    scopes: tuple[str, ...]
+    access_token_enc: str
+    refresh_token_enc: str | None
+    access_expires_at: datetime
+    token_version: int
+    reauth_reason: str | None
+    connected_at: datetime
+    refreshed_at: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthState:
+    """A pending authorization: who asked, and the PKCE verifier (encrypted)."""
+
+    user_id: str
+    code_verifier_enc: str
+    expires_at: datetime
+    used_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncState:
+    """Where the sync of one (user, data type) stands."""
+
+    user_id: str
+    data_type: str
+    watermark: datetime | None
+    last_sync_at: datetime | None
+    last_success_at: datetime | None
+    status: str
+    records_synced: int
+    error: str | None
