@@ -1,0 +1,123 @@
+import bisect
+
+import pytest
+
+from tests.clock import VirtualTime
+from whoop_service.whoop.budget import BudgetExhausted, LocalBudget
+from whoop_service.whoop.ratelimit import BudgetLimits, Priority, window_wait
+
+
+def test_window_wait_is_the_time_until_the_blocking_request_leaves():
+    assert window_wait([], 100.0, 10.0, 2) == 0.0
+    assert window_wait([95.0], 100.0, 10.0, 2) == 0.0
+    assert window_wait([95.0, 97.0], 100.0, 10.0, 2) == pytest.approx(5.0)
+    assert window_wait([91.0, 95.0, 97.0], 100.0, 10.0, 2) == pytest.approx(5.0)
+
+
+def test_headroom_and_priority_caps():
+    limits = BudgetLimits.from_whoop(100, 10_000, 0.9)
+    assert (limits.per_minute, limits.per_day) == (90, 9000)
+    assert limits.caps(Priority.INTERACTIVE) == (90, 9000)
+    assert limits.caps(Priority.BACKFILL) == (81, 7200), (
+        "backfill leaves the day's last 20 %"
+    )
+
+
+def max_in_any_window(times: list[float], window_s: float) -> int:
+    times = sorted(times)
+    return max(
+        bisect.bisect_right(times, t + window_s - 1e-9) - i for i, t in enumerate(times)
+    )
+
+
+async def test_300_calls_at_20_per_10_s_never_exceed_any_window():
+    vt = VirtualTime()
+    budget = LocalBudget(
+        BudgetLimits(per_minute=20, per_day=10_000, minute_window_s=10.0),
+        clock=vt.clock,
+        sleep=vt.sleep,
+        monotonic=vt.clock,
+    )
+    granted: list[float] = []
+
+    async def caller(n: int) -> None:
+        for _ in range(n):
+            await budget.acquire(Priority.INTERACTIVE)
+            granted.append(vt.now)
+
+    start = vt.now
+    await vt.run(*(caller(10) for _ in range(30)))
+    assert len(granted) == 300
+    assert max_in_any_window(granted, 10.0) == 20
+    # It waited rather than failed: 300 calls at 20 per 10 s need 14 full windows.
+    assert vt.now - start >= 140.0
+
+
+async def test_waiting_interactive_calls_go_before_waiting_backfill():
+    vt = VirtualTime()
+    budget = LocalBudget(
+        BudgetLimits(per_minute=10, per_day=10_000, minute_window_s=10.0),
+        clock=vt.clock,
+        sleep=vt.sleep,
+        monotonic=vt.clock,
+    )
+    order: list[str] = []
+
+    async def one(kind: str, priority: Priority) -> None:
+        await budget.acquire(priority)
+        order.append(kind)
+
+    for _ in range(9):  # the backfill share of this window, used up
+        await budget.acquire(Priority.BACKFILL)
+    await vt.run(
+        *(one("backfill", Priority.BACKFILL) for _ in range(5)),
+        *(one("interactive", Priority.INTERACTIVE) for _ in range(5)),
+    )
+    assert order[:5] == ["interactive"] * 5
+
+
+async def test_backfill_stops_at_80_percent_of_the_day():
+    vt = VirtualTime()
+    budget = LocalBudget(
+        BudgetLimits(per_minute=1000, per_day=10),
+        clock=vt.clock,
+        sleep=vt.sleep,
+        monotonic=vt.clock,
+    )
+    for _ in range(8):
+        await budget.acquire(Priority.BACKFILL, deadline=vt.now + 1)
+    with pytest.raises(BudgetExhausted):
+        await budget.acquire(Priority.BACKFILL, deadline=vt.now + 3600)
+    await budget.acquire(Priority.INTERACTIVE, deadline=vt.now + 1)
+    await budget.acquire(Priority.WEBHOOK, deadline=vt.now + 1)
+    assert budget.granted == 10
+
+
+async def test_a_slot_beyond_the_deadline_fails_fast_and_consumes_nothing():
+    vt = VirtualTime()
+    budget = LocalBudget(
+        BudgetLimits(per_minute=1, per_day=100),
+        clock=vt.clock,
+        sleep=vt.sleep,
+        monotonic=vt.clock,
+    )
+    await budget.acquire(Priority.INTERACTIVE)
+    with pytest.raises(BudgetExhausted) as err:
+        await budget.acquire(Priority.INTERACTIVE, deadline=vt.now + 5)
+    assert err.value.wait_s == pytest.approx(60.0)
+    assert budget.granted == 1
+
+
+async def test_whoop_saying_stop_blocks_every_priority():
+    vt = VirtualTime()
+    budget = LocalBudget(
+        BudgetLimits(per_minute=100, per_day=1000),
+        clock=vt.clock,
+        sleep=vt.sleep,
+        monotonic=vt.clock,
+    )
+    await budget.block_for(30.0)
+    start = vt.now
+    await vt.run(budget.acquire(Priority.INTERACTIVE))
+    assert vt.now - start == pytest.approx(30.0)
+    assert (await budget.status())["minute_used"] == 1

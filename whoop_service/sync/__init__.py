@@ -1,0 +1,1 @@
+"""Keeping the WHOOP tables fresh: planning (pure), mapping (pure), the engine (I/O)."""

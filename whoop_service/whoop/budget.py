@@ -1,0 +1,124 @@
+"""The rate budget every WHOOP call acquires a slot from: in-process, or shared through Redis.
+
+Calls wait for a slot instead of failing, up to their own deadline; `BudgetExhausted` says the slot
+would come too late. What WHOOP reports (`X-RateLimit-Remaining`/`Reset`, a 429) also blocks the
+budget until WHOOP's window resets, since other clients of the same app may be spending it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import structlog
+
+from whoop_service.whoop.ratelimit import BudgetLimits, Priority, window_wait
+
+log = structlog.get_logger()
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class BudgetExhausted(Exception):
+    """No slot is free before the caller's deadline."""
+
+    def __init__(self, wait_s: float) -> None:
+        super().__init__(f"the WHOOP rate budget frees a slot in {wait_s:.1f} s")
+        self.wait_s = wait_s
+
+
+class RateBudget(Protocol):
+    """What the WHOOP client needs of a budget."""
+
+    async def acquire(self, priority: Priority, deadline: float | None = None) -> None:
+        """Wait for a slot; `deadline` is on `time.monotonic()`'s scale."""
+
+    async def block_for(self, seconds: float) -> None:
+        """WHOOP said its window is spent: send nothing for `seconds`."""
+
+    async def status(self) -> dict[str, object]:
+        """What `/health/ready` and the metrics report."""
+
+
+class LocalBudget:
+    """The budget of one process (the default: one replica, or no Redis)."""
+
+    def __init__(
+        self,
+        limits: BudgetLimits,
+        *,
+        clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
+        monotonic: Clock = time.monotonic,
+    ) -> None:
+        self.limits = limits
+        self._clock = clock
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._minute: collections.deque[float] = collections.deque()
+        self._day: collections.deque[float] = collections.deque()
+        self._blocked_until = 0.0
+        self._waiting: collections.Counter[Priority] = collections.Counter()
+        self.granted = 0
+
+    def _prune(self, now: float) -> None:
+        for log_, window in (
+            (self._minute, self.limits.minute_window_s),
+            (self._day, self.limits.day_window_s),
+        ):
+            while log_ and log_[0] <= now - window:
+                log_.popleft()
+
+    def _wait_s(self, priority: Priority, now: float) -> float:
+        self._prune(now)
+        minute_cap, day_cap = self.limits.caps(priority)
+        return max(
+            self._blocked_until - now,
+            window_wait(self._minute, now, self.limits.minute_window_s, minute_cap),
+            window_wait(self._day, now, self.limits.day_window_s, day_cap),
+            0.0,
+        )
+
+    def _outranked(self, priority: Priority) -> bool:
+        return any(self._waiting[p] for p in Priority if p < priority)
+
+    async def acquire(self, priority: Priority, deadline: float | None = None) -> None:
+        self._waiting[priority] += 1
+        try:
+            while True:
+                now = self._clock()
+                wait = self._wait_s(priority, now)
+                if wait <= 0 and not self._outranked(priority):
+                    self._minute.append(now)
+                    self._day.append(now)
+                    self.granted += 1
+                    return
+                # Outranked: let the higher priority take the slot, then look again.
+                wait = max(wait, 0.005)
+                if deadline is not None and self._monotonic() + wait > deadline:
+                    raise BudgetExhausted(wait)
+                await self._sleep(wait)
+        finally:
+            self._waiting[priority] -= 1
+
+    async def block_for(self, seconds: float) -> None:
+        until = self._clock() + seconds
+        if until > self._blocked_until:
+            self._blocked_until = until
+            log.warning("whoop.budget.blocked", seconds=round(seconds, 1))
+
+    async def status(self) -> dict[str, object]:
+        now = self._clock()
+        self._prune(now)
+        return {
+            "backend": "local",
+            "minute_used": len(self._minute),
+            "minute_limit": self.limits.per_minute,
+            "day_used": len(self._day),
+            "day_limit": self.limits.per_day,
+            "blocked_s": round(max(0.0, self._blocked_until - now), 1),
+        }
