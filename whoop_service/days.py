@@ -132,7 +132,7 @@ def attribute(
 def query_window(start_date: date, end_date: date) -> tuple[datetime, datetime]:
     """UTC bounds wide enough to hold every record of these local days.
 
-    Offsets reach −12:00 and +14:00, and a cycle with its main sleep can start the evening before
+    Offsets reach -12:00 and +14:00, and a cycle with its main sleep can start the evening before
     its day (or, with no sleep yet, up to a day and a half before), so two days either side.
     """
     lo = datetime.combine(start_date - timedelta(days=2), time(0), tzinfo=UTC)
