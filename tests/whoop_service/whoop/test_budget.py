@@ -23,11 +23,10 @@ def test_headroom_and_priority_caps():
     )
 
 
-def max_in_any_window(times: list[float], window_s: float) -> int:
+def max_in_any_window(times: list[float], window: float) -> int:
+    """Most events in any half-open window [t, t + window), as the budget's windows are."""
     times = sorted(times)
-    return max(
-        bisect.bisect_right(times, t + window_s - 1e-9) - i for i, t in enumerate(times)
-    )
+    return max(bisect.bisect_left(times, t + window) - i for i, t in enumerate(times))
 
 
 async def test_300_calls_at_20_per_10_s_never_exceed_any_window():
