@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+import stamina
 from fastapi import FastAPI
 
 from tests import servers
@@ -53,6 +54,13 @@ def network_guard() -> Iterator[None]:
     yield
     socket.getaddrinfo = _real_getaddrinfo
     socket.socket.connect = _real_connect  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def instant_retries() -> Iterator[None]:
+    """Retries still happen (capped at 4 attempts) but without their backoff sleeps."""
+    with stamina.set_testing(True, attempts=4, cap=True):
+        yield
 
 
 @pytest.fixture(scope="session")

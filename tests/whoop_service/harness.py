@@ -105,10 +105,14 @@ class Harness:
         )
 
 
-async def make_harness(stack: AsyncExitStack, database_url: str, var_dir) -> Harness:
+async def make_harness(
+    stack: AsyncExitStack, database_url: str, var_dir, **whoop_settings
+) -> Harness:
     clock = MutableClock()
     whoop_app = create_whoop(
-        WhoopSandboxSettings(client_id=CLIENT_ID, client_secret=CLIENT_SECRET),
+        WhoopSandboxSettings(
+            client_id=CLIENT_ID, client_secret=CLIENT_SECRET, **whoop_settings
+        ),
         clock=clock,
     )
     harness = Harness(

@@ -89,7 +89,7 @@ async def test_disconnect_with_delete_data_removes_every_record_of_that_user_onl
 
 async def test_revocation_failing_at_whoop_still_forgets_locally_and_says_so(harness):
     await harness.connect("user-1")
-    harness.whoop.fail_next("/v2/user/access", status=500)
+    harness.whoop.fail_next("/v2/user/access", status=500, count=10)
     resp = await harness.client.delete("/internal/auth/user-1")
     assert resp.status_code == 200
     assert resp.json()["revoked_at_whoop"] is False
