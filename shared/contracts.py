@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import Path
@@ -93,3 +93,151 @@ class DisconnectResponse(ContractModel):
     revoked_at_whoop: bool
     data_deleted: bool
     records_deleted: dict[str, int]
+
+
+DataType = Literal["cycle", "recovery", "sleep", "workout"]
+DataSource = Literal["database", "whoop_api", "stale_cache"]
+
+
+class CycleOut(ContractModel):
+    """A physiological cycle (day strain)."""
+
+    id: int
+    start: datetime
+    end: datetime | None
+    timezone_offset: str
+    score_state: str
+    strain: float | None
+    kilojoule: float | None
+    average_heart_rate: int | None
+    max_heart_rate: int | None
+    updated_at: datetime
+
+
+class RecoveryOut(ContractModel):
+    """A cycle's recovery."""
+
+    cycle_id: int
+    sleep_id: str
+    score_state: str
+    recovery_score: float | None
+    resting_heart_rate: float | None
+    hrv_rmssd_milli: float | None
+    spo2_percentage: float | None
+    skin_temp_celsius: float | None
+    user_calibrating: bool | None
+    updated_at: datetime
+
+
+class SleepOut(ContractModel):
+    """A sleep or nap; `main` marks its cycle's main sleep."""
+
+    id: str
+    cycle_id: int
+    start: datetime
+    end: datetime
+    timezone_offset: str
+    nap: bool
+    main: bool = False
+    score_state: str
+    sleep_performance_percentage: float | None
+    sleep_efficiency_percentage: float | None
+    sleep_consistency_percentage: float | None
+    respiratory_rate: float | None
+    total_in_bed_time_milli: int | None
+    total_light_sleep_time_milli: int | None
+    total_slow_wave_sleep_time_milli: int | None
+    total_rem_sleep_time_milli: int | None
+    updated_at: datetime
+
+
+class WorkoutOut(ContractModel):
+    """A workout."""
+
+    id: str
+    start: datetime
+    end: datetime
+    timezone_offset: str
+    sport_name: str
+    score_state: str
+    strain: float | None
+    kilojoule: float | None
+    average_heart_rate: int | None
+    max_heart_rate: int | None
+    distance_meter: float | None
+    updated_at: datetime
+
+
+class WhoopDayOut(ContractModel):
+    """The WHOOP part of one local day."""
+
+    date: date
+    cycle: CycleOut | None = None
+    recovery: RecoveryOut | None = None
+    sleeps: list[SleepOut] = Field(default_factory=list)
+    workouts: list[WorkoutOut] = Field(default_factory=list)
+
+
+class Freshness(ContractModel):
+    """Where an answer's data came from and how fresh it is."""
+
+    data_source: DataSource
+    last_sync_at: datetime | None
+    stale: bool
+    warning: str | None = None
+
+
+class DailyResponse(Freshness):
+    """`GET /internal/data/daily/{user_id}`."""
+
+    user_id: str
+    start_date: date
+    end_date: date
+    connection: ConnectionState
+    days: list[WhoopDayOut]
+
+
+class RecordsResponse(Freshness):
+    """`GET /internal/data/{type}/{user_id}`: one type, oldest first."""
+
+    user_id: str
+    data_type: DataType
+    start: datetime
+    end: datetime
+    connection: ConnectionState
+    records: list[CycleOut] | list[RecoveryOut] | list[SleepOut] | list[WorkoutOut]
+
+
+class SyncRequest(ContractModel):
+    """`POST /internal/sync/{user_id}`: all types and the incremental window by default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data_types: list[DataType] | None = Field(default=None, min_length=1)
+    start_date: date | None = None
+    end_date: date | None = None
+
+    @model_validator(mode="after")
+    def _range(self) -> SyncRequest:
+        if self.end_date is not None and self.start_date is None:
+            raise ValueError("end_date needs start_date")
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            raise ValueError("end_date is before start_date")
+        return self
+
+
+class SyncResponse(ContractModel):
+    """What a sync did: records stored or changed per type, requests made, overall status."""
+
+    user_id: str
+    synced: dict[str, int]
+    api_calls: int
+    status: Literal["success", "partial", "failed"]
+    errors: dict[str, str] = Field(default_factory=dict)
+
+
+class SyncStatusResponse(ContractModel):
+    """`GET /internal/sync/status/{user_id}`."""
+
+    user_id: str
+    sync: dict[str, TypeSyncStatus]

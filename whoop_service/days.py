@@ -16,7 +16,7 @@ from typing import Any
 
 from shared.time import parse_utc_offset
 
-Rec = Mapping[str, Any]
+Rec = Mapping[Any, Any]
 NOON = time(12, 0)
 
 

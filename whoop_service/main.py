@@ -10,22 +10,29 @@ from functools import partial
 import httpx2
 import structlog
 from fastapi import Depends, FastAPI
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.api_key import ApiKeyCheck, require_app_api_key
-from shared.app import build_service_app
+from shared.app import ReadinessCheck, build_service_app
 from shared.http import make_async_client
 from shared.logging import configure_logging
 from shared.time import Clock, utc_now
-from whoop_service.api import auth
+from whoop_service.api import auth, data, sync
 from whoop_service.auth.crypto import TokenCipher
 from whoop_service.auth.flow import ConnectFlow
 from whoop_service.auth.tokens import TokenManager
 from whoop_service.db.migrate import upgrade_to_head_async
 from whoop_service.db.session import make_engine, make_session_factory, ping
+from whoop_service.reads import DataReader
 from whoop_service.settings import WhoopSettings, get_settings
+from whoop_service.sync.background import BackgroundSyncs
+from whoop_service.sync.engine import SyncEngine
+from whoop_service.whoop.budget import LocalBudget, RateBudget
 from whoop_service.whoop.client import WhoopClient
 from whoop_service.whoop.oauth import WhoopOAuth
+from whoop_service.whoop.ratelimit import BudgetLimits
+from whoop_service.whoop.redis_budget import RedisBudget
 
 log = structlog.get_logger()
 
@@ -37,6 +44,7 @@ class Overrides:
     engine: AsyncEngine | None = None
     whoop_transport: httpx2.AsyncBaseTransport | None = None
     clock: Clock = utc_now
+    budget: RateBudget | None = None
 
 
 def create_app(
@@ -45,12 +53,15 @@ def create_app(
     engine: AsyncEngine | None = None,
     whoop_transport: httpx2.AsyncBaseTransport | None = None,
     clock: Clock = utc_now,
+    budget: RateBudget | None = None,
 ) -> FastAPI:
     """Build the app; resources (engine, clients) are made in its lifespan unless passed in."""
     settings = (settings or get_settings()).with_dev_defaults()
     configure_logging(settings.log_level, json=settings.log_json)
     cipher = TokenCipher([k.get_secret_value() for k in settings.token_encryption_keys])
-    overrides = Overrides(engine=engine, whoop_transport=whoop_transport, clock=clock)
+    overrides = Overrides(
+        engine=engine, whoop_transport=whoop_transport, clock=clock, budget=budget
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,7 +81,8 @@ def create_app(
     app.state.api_key = ApiKeyCheck(
         [k.get_secret_value() for k in settings.internal_api_keys]
     )
-    app.include_router(auth.router, dependencies=[Depends(require_app_api_key)])
+    for router in (auth.router, data.router, sync.router):
+        app.include_router(router, dependencies=[Depends(require_app_api_key)])
     return app
 
 
@@ -107,11 +119,25 @@ async def _start(
             redirect_uri=settings.whoop_redirect_uri,
             scopes=settings.whoop_scopes.split(),
         )
-    whoop = WhoopClient(api_http)
+    readiness: dict[str, ReadinessCheck] = {"database": partial(ping, engine)}
+    budget: RateBudget = overrides.budget or LocalBudget(_limits(settings))
+    if overrides.budget is None and settings.redis_url:
+        redis = Redis.from_url(settings.redis_url, socket_timeout=2.0)
+        stack.push_async_callback(redis.aclose)
+        budget = RedisBudget(redis, _limits(settings))
+        readiness["redis"] = partial(_ping_redis, redis)
+    whoop = WhoopClient(api_http, budget=budget)
     tokens = TokenManager(sessions, cipher, oauth, clock=overrides.clock)
+    sync_engine = SyncEngine(sessions, whoop, tokens, clock=overrides.clock)
+    background = BackgroundSyncs(sync_engine)
+    stack.push_async_callback(background.aclose)
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.tokens = tokens
+    app.state.whoop = whoop
+    app.state.sync_engine = sync_engine
+    app.state.background = background
+    app.state.reader = DataReader(sessions, sync_engine, clock=overrides.clock)
     app.state.connect_flow = ConnectFlow(
         sessions,
         cipher,
@@ -123,5 +149,19 @@ async def _start(
         redirect_uri=settings.whoop_redirect_uri,
         scopes=settings.whoop_scopes.split(),
         clock=overrides.clock,
+        policy=sync_engine.policy,
+        on_connected=background.start,
     )
-    app.state.readiness = {"database": partial(ping, engine)}
+    app.state.readiness = readiness
+
+
+def _limits(settings: WhoopSettings) -> BudgetLimits:
+    return BudgetLimits.from_whoop(
+        settings.whoop_rate_limit_per_minute,
+        settings.whoop_rate_limit_per_day,
+        settings.whoop_rate_limit_headroom,
+    )
+
+
+async def _ping_redis(redis: Redis) -> None:
+    await redis.ping()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -17,13 +17,13 @@ from shared.contracts import (
     ConnectionStatusResponse,
     ConnectResponse,
     DisconnectResponse,
-    TypeSyncStatus,
 )
 from shared.time import Clock, utc_now
 from whoop_service.auth.crypto import TokenCipher
 from whoop_service.auth.tokens import TokenManager
 from whoop_service.db.connections import ConnectionRepository
-from whoop_service.domain import DATA_TYPES, ConnectionStatus
+from whoop_service.db.records import RecordRepository
+from whoop_service.domain import ConnectionStatus
 from whoop_service.errors import (
     AuthorizationDenied,
     InvalidOAuthState,
@@ -34,6 +34,7 @@ from whoop_service.errors import (
     WhoopNotConnected,
     WhoopUnavailable,
 )
+from whoop_service.sync.plan import SyncPolicy, type_statuses
 from whoop_service.whoop.client import WhoopClient
 from whoop_service.whoop.errors import WhoopError, WhoopInvalidGrant, WhoopOAuthError
 from whoop_service.whoop.oauth import WhoopOAuth, build_authorize_url, make_pkce_pair
@@ -74,6 +75,8 @@ class ConnectFlow:
         redirect_uri: str,
         scopes: Sequence[str],
         clock: Clock = utc_now,
+        policy: SyncPolicy | None = None,
+        on_connected: Callable[[str], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self._cipher = cipher
@@ -85,6 +88,8 @@ class ConnectFlow:
         self._redirect_uri = redirect_uri
         self._scopes = tuple(scopes)
         self._clock = clock
+        self._policy = policy or SyncPolicy()
+        self._on_connected = on_connected
 
     async def start(self, user_id: str) -> ConnectResponse:
         """A fresh authorization URL with a single-use state bound to the user."""
@@ -164,6 +169,8 @@ class ConnectFlow:
         log.info(
             "whoop.connect.completed", user_id=owner, whoop_user_id=profile.user_id
         )
+        if self._on_connected is not None:
+            self._on_connected(owner)  # the first sync runs in the background
         return CallbackResponse(
             user_id=owner,
             status="connected",
@@ -217,19 +224,8 @@ class ConnectFlow:
         async with self._sessions() as session:
             repo = ConnectionRepository(session)
             conn = await repo.get_connection(user_id)
-            states = {s.data_type: s for s in await repo.list_sync_states(user_id)}
-        sync = {}
-        for data_type in DATA_TYPES:
-            s = states.get(data_type)
-            sync[data_type] = TypeSyncStatus(
-                last_sync_at=s.last_sync_at if s else None,
-                status=s.status
-                if s and s.status in ("success", "partial", "failed")
-                else None,
-                records_synced=s.records_synced if s else 0,
-                error=s.error if s else None,
-                needs_sync=s is None or s.status != "success",
-            )
+            states = await RecordRepository(session).list_sync_states(user_id)
+        sync = type_statuses(states, self._clock(), self._policy)
         return ConnectionStatusResponse(
             user_id=user_id,
             status=conn.status.value if conn else "not_connected",

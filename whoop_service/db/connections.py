@@ -10,7 +10,7 @@ from sqlalchemy import RowMapping, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from whoop_service.db import tables as t
-from whoop_service.domain import Connection, ConnectionStatus, OAuthState, SyncState
+from whoop_service.domain import Connection, ConnectionStatus, OAuthState
 
 
 def _connection(row: RowMapping) -> Connection:
@@ -179,23 +179,6 @@ class ConnectionRepository:
         await self._session.execute(
             delete(t.oauth_states).where(t.oauth_states.c.expires_at <= now)
         )
-
-    async def list_sync_states(self, user_id: str) -> list[SyncState]:
-        stmt = select(t.sync_state).where(t.sync_state.c.user_id == user_id)
-        rows = (await self._session.execute(stmt)).mappings().all()
-        return [
-            SyncState(
-                user_id=r["user_id"],
-                data_type=r["data_type"],
-                watermark=r["watermark"],
-                last_sync_at=r["last_sync_at"],
-                last_success_at=r["last_success_at"],
-                status=r["status"],
-                records_synced=r["records_synced"],
-                error=r["error"],
-            )
-            for r in rows
-        ]
 
     async def delete_user_data(self, user_id: str) -> dict[str, int]:
         """Delete every stored WHOOP record and sync state of the user; counts per type."""

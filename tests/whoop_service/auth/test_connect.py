@@ -44,11 +44,17 @@ async def test_full_flow_connects_once_even_when_repeated(harness):
     second = await harness.connect("user-1", sandbox_user_id=str(body["whoop_user_id"]))
     assert second.status_code == 200, second.text
     assert await count_connections(harness) == 1
+    await harness.app.state.background.wait()  # connecting started the first sync
     status = (await harness.client.get("/internal/auth/status/user-1")).json()
     assert status["status"] == "connected"
     assert status["whoop_user_id"] == body["whoop_user_id"]
     assert set(status["sync"]) == {"cycle", "recovery", "sleep", "workout"}
-    assert all(s["needs_sync"] for s in status["sync"].values())
+    for sync in status["sync"].values():
+        assert sync["status"] == "success"
+        assert sync["needs_sync"] is False
+    async with harness.app.state.sessions() as session:
+        cycles = await session.execute(select(func.count()).select_from(t.cycles))
+        assert cycles.scalar_one() >= 30
 
 
 async def test_a_whoop_account_linked_to_another_user_is_refused(harness):

@@ -49,7 +49,9 @@ async def whoop_status(harness, token: str) -> int:
 
 async def test_disconnect_revokes_at_whoop_and_keeps_data_by_default(harness):
     await harness.connect("user-1")
-    await store_cycle(harness, "user-1", 10)
+    await harness.app.state.background.wait()
+    stored = await count(harness, t.cycles, "user-1")
+    assert stored >= 30, "the first sync stored a month of cycles"
     token = await harness.app.state.tokens.get_access_token("user-1")
     resp = await harness.client.delete("/internal/auth/user-1")
     assert resp.status_code == 200
@@ -61,7 +63,7 @@ async def test_disconnect_revokes_at_whoop_and_keeps_data_by_default(harness):
     assert harness.whoop.count_requests("/developer/v2/user/access", "DELETE") == 1
     assert await whoop_status(harness, token) == 401
     assert await count(harness, t.connections, "user-1") == 0
-    assert await count(harness, t.cycles, "user-1") == 1
+    assert await count(harness, t.cycles, "user-1") == stored
     status = (await harness.client.get("/internal/auth/status/user-1")).json()
     assert status["status"] == "not_connected"
 
@@ -71,19 +73,27 @@ async def test_disconnect_with_delete_data_removes_every_record_of_that_user_onl
 ):
     await harness.connect("user-1")
     await harness.connect("user-2")
+    await (
+        harness.app.state.background.wait()
+    )  # the first syncs stored both users' records
     await store_cycle(harness, "user-1", 10)
     await store_cycle(harness, "user-2", 20)
+    tables = {
+        "cycle": t.cycles,
+        "recovery": t.recoveries,
+        "sleep": t.sleeps,
+        "workout": t.workouts,
+    }
+    before = {k: await count(harness, table, "user-1") for k, table in tables.items()}
+    others = {k: await count(harness, table, "user-2") for k, table in tables.items()}
+    assert before["cycle"] > 1
     resp = await harness.client.delete(
         "/internal/auth/user-1", params={"delete_data": "true"}
     )
-    assert resp.json()["records_deleted"] == {
-        "cycle": 1,
-        "recovery": 0,
-        "sleep": 0,
-        "workout": 0,
-    }
-    assert await count(harness, t.cycles, "user-1") == 0
-    assert await count(harness, t.cycles, "user-2") == 1
+    assert resp.json()["records_deleted"] == before
+    for kind, table in tables.items():
+        assert await count(harness, table, "user-1") == 0
+        assert await count(harness, table, "user-2") == others[kind]
     assert await count(harness, t.connections, "user-2") == 1
 
 

@@ -15,18 +15,25 @@ from whoop_service.whoop.ratelimit import BudgetLimits, Priority
 
 
 @pytest.fixture
-async def harness(tmp_path, request):
-    settings = getattr(request, "param", {})
+async def harness(tmp_path):
     async with AsyncExitStack() as stack:
         yield await make_harness(
-            stack, f"sqlite+aiosqlite:///{tmp_path}/w.db", tmp_path, **settings
+            stack, f"sqlite+aiosqlite:///{tmp_path}/w.db", tmp_path
         )
 
 
-async def connect(harness, tz_offset: str = "-04:00") -> int:
+async def connect(
+    harness, tz_offset: str = "-04:00", per_minute: int | None = None
+) -> int:
+    """A connected user whose first sync is over, with WHOOP's windows and logs cleared."""
     user = harness.whoop.add_user(tz_offset=tz_offset, history_days=40)
     resp = await harness.connect("user-1", sandbox_user_id=str(user.user_id))
     assert resp.status_code == 200, resp.text
+    await harness.app.state.background.wait()
+    harness.clock.advance(seconds=61)
+    harness.whoop.reset_counters()
+    if per_minute is not None:
+        harness.whoop.limiter.per_minute = per_minute
     return user.user_id
 
 
@@ -114,9 +121,8 @@ def data_log(harness):
     return [r for r in harness.whoop.request_log if r.path.startswith("/developer")]
 
 
-@pytest.mark.parametrize("harness", [{"rate_limit_per_minute": 2}], indirect=True)
 async def test_whoop_reporting_no_remaining_requests_pauses_before_any_429(harness):
-    await connect(harness)
+    await connect(harness, per_minute=1)
     started = harness.clock.now
     records, pages = await fetch_all(
         client_of(harness, virtual_budget(harness)), harness, "sleep", days=40
@@ -129,9 +135,8 @@ async def test_whoop_reporting_no_remaining_requests_pauses_before_any_429(harne
     )
 
 
-@pytest.mark.parametrize("harness", [{"rate_limit_per_minute": 2}], indirect=True)
 async def test_a_429_blocks_until_whoops_reset_then_succeeds(harness):
-    await connect(harness)
+    await connect(harness, per_minute=2)
     # Another client of the same WHOOP app fills the window behind our budget's back.
     other = harness.whoop.add_user()
     token = harness.whoop.issue_tokens(other.user_id)["access_token"]
@@ -139,7 +144,6 @@ async def test_a_429_blocks_until_whoops_reset_then_succeeds(harness):
         transport=httpx2.ASGITransport(app=harness.whoop_app),
         base_url="http://whoop.test",
     ) as c:
-        harness.clock.advance(seconds=61)
         for _ in range(2):
             resp = await c.get(
                 "/developer/v2/cycle", headers={"Authorization": f"Bearer {token}"}

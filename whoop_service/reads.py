@@ -1,0 +1,259 @@
+"""DataReader: answers from the database first, refreshing from WHOOP only when it must and can.
+
+A read syncs first when a type is older than its freshness threshold, when a recent day is missing
+(no more often than `min_resync`), or when asked (`force_refresh`), and only if the caller's
+deadline leaves time for it. When WHOOP fails the stored rows are served, marked stale, with a
+warning. A synced user's read makes no WHOOP call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import RowMapping
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from shared.contracts import (
+    ConnectionState,
+    CycleOut,
+    DailyResponse,
+    DataSource,
+    Freshness,
+    RecordsResponse,
+    RecoveryOut,
+    SleepOut,
+    WhoopDayOut,
+    WorkoutOut,
+)
+from shared.time import Clock, utc_now
+from whoop_service import days as day_rules
+from whoop_service.db.connections import ConnectionRepository
+from whoop_service.db.records import RecordRepository
+from whoop_service.domain import DATA_TYPES, SyncState
+from whoop_service.errors import WhoopNeedsReauth, WhoopNotConnected
+from whoop_service.sync.engine import SyncEngine
+from whoop_service.sync.plan import SyncPolicy, stale_types
+from whoop_service.whoop.ratelimit import Priority
+
+log = structlog.get_logger()
+
+# Below this much time left, a read does not start WHOOP calls that could not finish.
+MIN_SYNC_S = 1.0
+OUT_MODELS: dict[str, Any] = {
+    "cycle": CycleOut,
+    "recovery": RecoveryOut,
+    "sleep": SleepOut,
+    "workout": WorkoutOut,
+}
+
+
+class DataReader:
+    """Database-first reads of a user's WHOOP data."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[Any],
+        engine: SyncEngine,
+        *,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._sessions = sessions
+        self._engine = engine
+        self._clock = clock
+
+    @property
+    def policy(self) -> SyncPolicy:
+        return self._engine.policy
+
+    async def daily(
+        self,
+        user_id: str,
+        start_date: date,
+        end_date: date,
+        *,
+        force_refresh: bool = False,
+        deadline: float | None = None,
+    ) -> DailyResponse:
+        """The WHOOP part of `days` for local dates [start_date, end_date]."""
+        connection, states = await self._connection_and_states(user_id)
+        wanted = list(DATA_TYPES)
+        found = await self._load_days(user_id, start_date, end_date)
+        refresh = self._to_refresh(wanted, states, force_refresh)
+        if not refresh and self._recent_day_missing(found, states):
+            refresh = wanted
+        freshness = await self._refresh(user_id, connection, refresh, states, deadline)
+        if freshness.data_source == "whoop_api":
+            found = await self._load_days(user_id, start_date, end_date)
+        return DailyResponse(
+            user_id=user_id,
+            start_date=start_date,
+            end_date=end_date,
+            connection=connection,
+            days=[_day_out(d) for d in found],
+            **freshness.model_dump(),
+        )
+
+    async def records(
+        self,
+        kind: str,
+        user_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        force_refresh: bool = False,
+        deadline: float | None = None,
+    ) -> RecordsResponse:
+        """One type's records starting in [start, end) (recoveries: of cycles starting there)."""
+        connection, states = await self._connection_and_states(user_id)
+        refresh = self._to_refresh([kind], states, force_refresh)
+        freshness = await self._refresh(user_id, connection, refresh, states, deadline)
+        rows = await self._load_records(kind, user_id, start, end)
+        return RecordsResponse(
+            user_id=user_id,
+            data_type=kind,
+            start=start,
+            end=end,
+            connection=connection,
+            records=[OUT_MODELS[kind].model_validate(dict(r)) for r in rows],
+            **freshness.model_dump(),
+        )
+
+    async def _connection_and_states(
+        self, user_id: str
+    ) -> tuple[ConnectionState, dict[str, SyncState]]:
+        async with self._sessions() as session:
+            conn = await ConnectionRepository(session).get_connection(user_id)
+            states = await RecordRepository(session).list_sync_states(user_id)
+        status: ConnectionState = "not_connected" if conn is None else conn.status.value
+        return status, states
+
+    def _to_refresh(
+        self, kinds: Sequence[str], states: dict[str, SyncState], force: bool
+    ) -> list[str]:
+        if force:
+            return list(kinds)
+        last = {k: s.last_success_at for k, s in states.items()}
+        return [k for k in stale_types(last, self._clock(), self.policy) if k in kinds]
+
+    def _recent_day_missing(
+        self, found: list[day_rules.WhoopDay], states: dict[str, SyncState]
+    ) -> bool:
+        """A recent day without a cycle, and no sync attempt in the last `min_resync`."""
+        now = self._clock()
+        attempt = states.get("cycle")
+        if (
+            attempt
+            and attempt.last_sync_at
+            and now - attempt.last_sync_at < self.policy.min_resync
+        ):
+            return False
+        oldest = now.date() - timedelta(days=self.policy.recent_days)
+        return any(d.cycle is None and oldest <= d.date <= now.date() for d in found)
+
+    async def _refresh(
+        self,
+        user_id: str,
+        connection: ConnectionState,
+        kinds: list[str],
+        states: dict[str, SyncState],
+        deadline: float | None,
+    ) -> Freshness:
+        last_sync = _oldest_success(states)
+        if not kinds or connection == "not_connected":
+            return Freshness(
+                data_source="database", last_sync_at=last_sync, stale=False
+            )
+        if connection == "needs_reauth":
+            return _stale(
+                last_sync, "WHOOP access must be granted again; showing stored data."
+            )
+        if deadline is not None and deadline - time.monotonic() < MIN_SYNC_S:
+            return _stale(
+                last_sync, "No time left to refresh from WHOOP; showing stored data."
+            )
+        try:
+            report = await self._engine.sync_user(
+                user_id,
+                data_types=kinds,
+                priority=Priority.INTERACTIVE,
+                deadline=deadline,
+            )
+        except (WhoopNotConnected, WhoopNeedsReauth):
+            return _stale(
+                last_sync, "WHOOP access must be granted again; showing stored data."
+            )
+        async with self._sessions() as session:
+            fresh_states = await RecordRepository(session).list_sync_states(user_id)
+        if report.status == "success":
+            source: DataSource = "whoop_api"
+            return Freshness(
+                data_source=source,
+                last_sync_at=_oldest_success(fresh_states),
+                stale=False,
+            )
+        log.warning("whoop.read.stale", user_id=user_id, status=report.status)
+        return _stale(
+            _oldest_success(fresh_states), "WHOOP is unavailable; showing stored data."
+        )
+
+    async def _load_days(
+        self, user_id: str, start: date, end: date
+    ) -> list[day_rules.WhoopDay]:
+        lo, hi = day_rules.query_window(start, end)
+        async with self._sessions() as session:
+            repo = RecordRepository(session)
+            cycles = await repo.list_by_start("cycle", user_id, lo, hi)
+            sleeps = await repo.list_by_start("sleep", user_id, lo, hi)
+            workouts = await repo.list_by_start("workout", user_id, lo, hi)
+            recoveries = await repo.list_recoveries_for_cycles(
+                user_id, [c["id"] for c in cycles]
+            )
+        return day_rules.attribute(cycles, recoveries, sleeps, workouts, start, end)
+
+    async def _load_records(
+        self, kind: str, user_id: str, start: datetime, end: datetime
+    ) -> Sequence[RowMapping]:
+        async with self._sessions() as session:
+            repo = RecordRepository(session)
+            if kind != "recovery":
+                return await repo.list_by_start(kind, user_id, start, end)
+            cycles = await repo.list_by_start("cycle", user_id, start, end)
+            rows = await repo.list_recoveries_for_cycles(
+                user_id, [c["id"] for c in cycles]
+            )
+            order = {c["id"]: i for i, c in enumerate(cycles)}
+            return sorted(rows, key=lambda r: order[r["cycle_id"]])
+
+
+def _oldest_success(states: dict[str, SyncState]) -> datetime | None:
+    """The data is at least this fresh: the oldest last success over every type."""
+    values = [states[t].last_success_at if t in states else None for t in DATA_TYPES]
+    return None if any(v is None for v in values) else min(v for v in values if v)
+
+
+def _stale(last_sync: datetime | None, warning: str) -> Freshness:
+    return Freshness(
+        data_source="stale_cache", last_sync_at=last_sync, stale=True, warning=warning
+    )
+
+
+def _day_out(day: day_rules.WhoopDay) -> WhoopDayOut:
+    main = day.main_sleep
+    return WhoopDayOut(
+        date=day.date,
+        cycle=CycleOut.model_validate(dict(day.cycle)) if day.cycle else None,
+        recovery=RecoveryOut.model_validate(dict(day.recovery))
+        if day.recovery
+        else None,
+        sleeps=[
+            SleepOut.model_validate(
+                {**dict(s), "main": main is not None and s["id"] == main["id"]}
+            )
+            for s in day.sleeps
+        ],
+        workouts=[WorkoutOut.model_validate(dict(w)) for w in day.workouts],
+    )

@@ -1,0 +1,217 @@
+"""SyncEngine: the only place where the WHOOP client and the repository meet; it owns the commits.
+
+Each page is committed as it arrives (progress survives a failure); the watermark moves only when
+a type's whole window is stored, so a failure mid-pagination leaves it where it was and the next
+sync fetches the window again (upserts make that harmless). Syncs of one user run one at a time in
+a process; across processes the upsert keys keep the rows single.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from shared.time import Clock, utc_now
+from whoop_service.db.records import RecordRepository
+from whoop_service.domain import DATA_TYPES, SyncState
+from whoop_service.errors import WhoopNeedsReauth, WhoopNotConnected
+from whoop_service.sync import mapping
+from whoop_service.sync.plan import SyncPolicy, Window, plan_window
+from whoop_service.whoop.budget import BudgetExhausted
+from whoop_service.whoop.client import TokenSource, WhoopClient
+from whoop_service.whoop.errors import WhoopError
+from whoop_service.whoop.ratelimit import Priority
+
+log = structlog.get_logger()
+
+MAPPERS: dict[str, Callable[[Any, str, datetime], dict[str, Any]]] = {
+    "cycle": mapping.cycle_row,
+    "recovery": mapping.recovery_row,
+    "sleep": mapping.sleep_row,
+    "workout": mapping.workout_row,
+}
+KEYS = {"cycle": "id", "recovery": "cycle_id", "sleep": "id", "workout": "id"}
+
+
+@dataclass
+class TypeResult:
+    """What syncing one data type did."""
+
+    status: str = "success"  # success | partial | failed
+    records: int = 0
+    api_calls: int = 0
+    error: str | None = None
+
+
+@dataclass
+class SyncReport:
+    """What one sync of a user did, per data type."""
+
+    user_id: str
+    types: dict[str, TypeResult] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        states = {r.status for r in self.types.values()}
+        if states <= {"success"}:
+            return "success"
+        return "failed" if states == {"failed"} else "partial"
+
+    @property
+    def api_calls(self) -> int:
+        return sum(r.api_calls for r in self.types.values())
+
+
+def error_code(exc: BaseException) -> str:
+    """A short, secret-free description of why a sync failed."""
+    if isinstance(exc, BudgetExhausted):
+        return "rate_budget_exhausted"
+    return type(exc).__name__
+
+
+class SyncEngine:
+    """Incremental, database-first sync of a user's WHOOP records."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[Any],
+        client: WhoopClient,
+        tokens: TokenSource,
+        *,
+        clock: Clock = utc_now,
+        policy: SyncPolicy | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self.sessions = sessions
+        self._client = client
+        self._tokens = tokens
+        self._clock = clock
+        self.policy = policy or SyncPolicy()
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    async def sync_user(
+        self,
+        user_id: str,
+        *,
+        data_types: Sequence[str] = DATA_TYPES,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        priority: Priority = Priority.INTERACTIVE,
+        deadline: float | None = None,
+    ) -> SyncReport:
+        """Sync the given types; WhoopNotConnected/WhoopNeedsReauth end it for every type."""
+        lock = self._locks.get(user_id)
+        if lock is None:
+            lock = self._locks[user_id] = asyncio.Lock()
+        async with lock:
+            report = SyncReport(user_id)
+            for kind in data_types:
+                report.types[kind] = await self._sync_type(
+                    user_id, kind, start, end, priority, deadline
+                )
+            log.info(
+                "whoop.sync.done",
+                user_id=user_id,
+                status=report.status,
+                api_calls=report.api_calls,
+                records={k: r.records for k, r in report.types.items()},
+            )
+            return report
+
+    async def _sync_type(
+        self,
+        user_id: str,
+        kind: str,
+        start: datetime | None,
+        end: datetime | None,
+        priority: Priority,
+        deadline: float | None,
+    ) -> TypeResult:
+        now = self._clock()
+        async with self._sessions() as session:
+            repo = RecordRepository(session)
+            previous = await repo.get_sync_state(user_id, kind)
+            pending = await repo.oldest_pending_start(kind, user_id)
+        window = plan_window(
+            previous.watermark if previous else None,
+            now,
+            self.policy,
+            oldest_pending=pending,
+            requested_start=start,
+            requested_end=end,
+        )
+        result = TypeResult()
+        seen: set[Any] = set()
+        try:
+            async for records in self._client.iter_pages(
+                kind,  # type: ignore[arg-type]
+                self._tokens,
+                user_id,
+                window.start,
+                window.end,
+                priority=priority,
+                deadline=deadline,
+            ):
+                result.api_calls += 1
+                rows = [MAPPERS[kind](r, user_id, now) for r in records]
+                seen.update(row[KEYS[kind]] for row in rows)
+                async with self._sessions() as session:
+                    result.records += await RecordRepository(session).upsert(kind, rows)
+                    await session.commit()
+        except (WhoopNotConnected, WhoopNeedsReauth):
+            raise
+        except (WhoopError, BudgetExhausted) as exc:
+            result.status = "partial" if result.api_calls else "failed"
+            result.error = error_code(exc)
+            log.warning(
+                "whoop.sync.type_failed", user_id=user_id, kind=kind, error=result.error
+            )
+        await self._finish(user_id, kind, window, previous, result, seen, now)
+        return result
+
+    async def _finish(
+        self,
+        user_id: str,
+        kind: str,
+        window: Window,
+        previous: SyncState | None,
+        result: TypeResult,
+        seen: set[Any],
+        now: datetime,
+    ) -> None:
+        watermark = previous.watermark if previous else None
+        last_success = previous.last_success_at if previous else None
+        async with self._sessions() as session:
+            repo = RecordRepository(session)
+            if result.status == "success":
+                last_success = now
+                if (
+                    kind != "recovery"
+                ):  # recoveries have no start of their own to bound them
+                    await repo.delete_missing(
+                        kind, user_id, window.start, window.end, seen
+                    )
+                if window.incremental:
+                    watermark = max(filter(None, (watermark, window.end)))
+            await repo.save_sync_state(
+                SyncState(
+                    user_id=user_id,
+                    data_type=kind,
+                    watermark=watermark,
+                    last_sync_at=now,
+                    last_success_at=last_success,
+                    status=result.status,
+                    records_synced=result.records,
+                    error=result.error,
+                )
+            )
+            await session.commit()

@@ -1,0 +1,100 @@
+"""Pure: which window of WHOOP records a sync of one data type fetches.
+
+The first sync pulls `first_sync_days`. Later ones start at the watermark minus an overlap, because
+WHOOP rescores records after the fact; and no later than the oldest record still pending a score,
+so a provisional row is fetched again until it is final. The watermark is the end of the last
+window fully stored: it moves only after commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from shared.contracts import TypeSyncStatus
+from whoop_service.domain import DATA_TYPES, SyncState
+
+
+@dataclass(frozen=True, slots=True)
+class SyncPolicy:
+    """How far back syncs reach and how fresh each type must be for a read."""
+
+    first_sync_days: int = 30
+    overlap: timedelta = timedelta(days=3)
+    freshness: dict[str, timedelta] = field(
+        default_factory=lambda: {
+            "cycle": timedelta(hours=2),
+            "recovery": timedelta(hours=2),
+            "sleep": timedelta(hours=2),
+            "workout": timedelta(hours=1),
+        }
+    )
+    # A day missing from the database and younger than this triggers a sync on read...
+    recent_days: int = 7
+    # ...but not more often than this, since a missing day may simply have no data at WHOOP.
+    min_resync: timedelta = timedelta(minutes=10)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Records starting in [start, end); `incremental` windows move the watermark."""
+
+    start: datetime
+    end: datetime
+    incremental: bool
+
+
+def plan_window(
+    watermark: datetime | None,
+    now: datetime,
+    policy: SyncPolicy,
+    *,
+    oldest_pending: datetime | None = None,
+    requested_start: datetime | None = None,
+    requested_end: datetime | None = None,
+) -> Window:
+    """The window of one sync of one type."""
+    if requested_start is not None:
+        end = min(requested_end or now, now)
+        return Window(start=min(requested_start, end), end=end, incremental=False)
+    earliest = now - timedelta(days=policy.first_sync_days)
+    if watermark is None:
+        return Window(start=earliest, end=now, incremental=True)
+    start = min(watermark - policy.overlap, now)
+    if oldest_pending is not None and oldest_pending < start:
+        start = max(oldest_pending, earliest)
+    return Window(start=start, end=now, incremental=True)
+
+
+def stale_types(
+    last_success: dict[str, datetime | None], now: datetime, policy: SyncPolicy
+) -> list[str]:
+    """The data types whose last successful sync is older than their freshness threshold."""
+    return [
+        t
+        for t in DATA_TYPES
+        if (seen := last_success.get(t)) is None or now - seen > policy.freshness[t]
+    ]
+
+
+def type_statuses(
+    states: dict[str, SyncState], now: datetime, policy: SyncPolicy
+) -> dict[str, TypeSyncStatus]:
+    """Per data type: when it last synced, how that went, and whether it needs a sync now."""
+    stale = set(
+        stale_types({k: s.last_success_at for k, s in states.items()}, now, policy)
+    )
+    out = {}
+    for data_type in DATA_TYPES:
+        s = states.get(data_type)
+        status = (
+            s.status if s and s.status in ("success", "partial", "failed") else None
+        )
+        out[data_type] = TypeSyncStatus(
+            last_sync_at=s.last_sync_at if s else None,
+            status=status,
+            records_synced=s.records_synced if s else 0,
+            error=s.error if s else None,
+            needs_sync=s is None or status != "success" or data_type in stale,
+        )
+    return out
