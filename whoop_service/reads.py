@@ -152,7 +152,9 @@ class DataReader:
         ):
             return False
         oldest = now.date() - timedelta(days=self.policy.recent_days)
-        return any(d.cycle is None and oldest <= d.date <= now.date() for d in found)
+        # The latest local date anywhere (UTC+14): a day that has begun somewhere is "recent".
+        newest = (now + timedelta(hours=14)).date()
+        return any(d.cycle is None and oldest <= d.date <= newest for d in found)
 
     async def _refresh(
         self,
