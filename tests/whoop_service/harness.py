@@ -80,6 +80,17 @@ class Harness:
         self.clients.append(client)
         return app, client
 
+    async def whoop_accepts(self, token: str) -> bool:
+        """Whether WHOOP (the emulator) takes `token` for a data call."""
+        async with httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=self.whoop_app), base_url=WHOOP_HOST
+        ) as c:
+            resp = await c.get(
+                "/developer/v2/user/profile/basic",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        return resp.status_code == 200
+
     async def authorize(
         self, user_id: str, **browser_params: str
     ) -> dict[str, list[str]]:

@@ -2,22 +2,9 @@
 
 import asyncio
 
-import httpx2
 import pytest
 
 from whoop_service.errors import WhoopNeedsReauth
-
-
-async def whoop_accepts(harness, token: str) -> bool:
-    async with httpx2.AsyncClient(
-        transport=httpx2.ASGITransport(app=harness.whoop_app),
-        base_url="http://whoop.test",
-    ) as c:
-        resp = await c.get(
-            "/developer/v2/user/profile/basic",
-            headers={"Authorization": f"Bearer {token}"},
-        )
-    return resp.status_code == 200
 
 
 async def connected(harness, user_id: str = "user-1") -> int:
@@ -29,7 +16,7 @@ async def connected(harness, user_id: str = "user-1") -> int:
 async def test_a_fresh_token_is_handed_out_without_refreshing(harness):
     await connected(harness)
     token = await harness.app.state.tokens.get_access_token("user-1")
-    assert await whoop_accepts(harness, token)
+    assert await harness.whoop_accepts(token)
     assert harness.whoop.token_requests["refresh_token"] == 0
 
 
@@ -43,7 +30,7 @@ async def test_fifty_concurrent_requests_after_expiry_refresh_once(harness):
     assert harness.whoop.token_requests["refresh_token"] == 1
     assert harness.whoop.tokens_issued["refresh_token"] == 1
     assert len(set(tokens)) == 1
-    assert await whoop_accepts(harness, tokens[0])
+    assert await harness.whoop_accepts(tokens[0])
 
 
 async def test_two_service_instances_on_one_database_refresh_once(harness):
@@ -57,7 +44,7 @@ async def test_two_service_instances_on_one_database_refresh_once(harness):
     )
     assert harness.whoop.token_requests["refresh_token"] == 1
     assert len(set(tokens)) == 1
-    assert await whoop_accepts(harness, tokens[0])
+    assert await harness.whoop_accepts(tokens[0])
     status = (await harness.client.get("/internal/auth/status/user-1")).json()
     assert status["status"] == "connected"
 
@@ -72,7 +59,7 @@ async def test_a_token_whoop_rejected_is_refreshed_once(harness):
     assert harness.whoop.token_requests["refresh_token"] == 1
     assert set(new) != {old}
     assert len(set(new)) == 1
-    assert not await whoop_accepts(harness, old), (
+    assert not await harness.whoop_accepts(old), (
         "a refresh kills the previous access token"
     )
 
@@ -98,7 +85,7 @@ async def test_transient_token_endpoint_failure_is_retried_once(harness):
     harness.clock.advance(hours=2)
     harness.whoop.fail_next("/oauth/oauth2/token", status=503)
     token = await harness.app.state.tokens.get_access_token("user-1")
-    assert await whoop_accepts(harness, token)
+    assert await harness.whoop_accepts(token)
     # One code exchange, then a refresh that failed and its one retry.
     assert harness.whoop.count_requests("/oauth/oauth2/token", "POST") == 3
     assert harness.whoop.tokens_issued["refresh_token"] == 1
