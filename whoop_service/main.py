@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 
 import httpx2
@@ -28,6 +29,7 @@ from whoop_service.reads import DataReader
 from whoop_service.settings import WhoopSettings, get_settings
 from whoop_service.sync.background import BackgroundSyncs
 from whoop_service.sync.engine import SyncEngine
+from whoop_service.sync.plan import SyncPolicy
 from whoop_service.whoop.budget import LocalBudget, RateBudget
 from whoop_service.whoop.client import WhoopClient
 from whoop_service.whoop.oauth import WhoopOAuth
@@ -128,7 +130,14 @@ async def _start(
         readiness["redis"] = partial(_ping_redis, redis)
     whoop = WhoopClient(api_http, budget=budget)
     tokens = TokenManager(sessions, cipher, oauth, clock=overrides.clock)
-    sync_engine = SyncEngine(sessions, whoop, tokens, clock=overrides.clock)
+    policy = SyncPolicy(
+        freshness={
+            k: timedelta(minutes=m) for k, m in settings.whoop_freshness_minutes.items()
+        }
+    )
+    sync_engine = SyncEngine(
+        sessions, whoop, tokens, clock=overrides.clock, policy=policy
+    )
     background = BackgroundSyncs(sync_engine)
     stack.push_async_callback(background.aclose)
     app.state.engine = engine

@@ -10,6 +10,7 @@ from pydantic_settings import NoDecode
 
 from shared.devsecrets import load_dev_secrets
 from shared.settings import ServiceSettings, split_csv
+from whoop_service.domain import DATA_TYPES
 
 DEFAULT_SCOPES = (
     "offline read:recovery read:cycles read:workout read:sleep read:profile"
@@ -39,6 +40,15 @@ class WhoopSettings(ServiceSettings):
         default_factory=list
     )
     webhook_tolerance_s: int = Field(300, ge=1)
+    # How old each type's data may be before a read syncs it first (minutes).
+    whoop_freshness_minutes: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=lambda: {
+            "cycle": 120,
+            "recovery": 120,
+            "sleep": 120,
+            "workout": 60,
+        }
+    )
     sync_schedule: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["08:00", "14:00", "20:00", "23:00"]
     )
@@ -46,6 +56,27 @@ class WhoopSettings(ServiceSettings):
     _split = field_validator(
         "internal_api_keys", "token_encryption_keys", "sync_schedule", mode="before"
     )(split_csv)
+
+    @field_validator("whoop_freshness_minutes", mode="before")
+    @classmethod
+    def _parse_freshness(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        out: dict[str, int] = {}
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            kind, _, minutes = part.partition("=")
+            if kind.strip() not in DATA_TYPES or not minutes.strip().isdigit():
+                raise ValueError(
+                    f"WHOOP_FRESHNESS_MINUTES entry {part!r} is not type=minutes"
+                )
+            out[kind.strip()] = int(minutes)
+        return out
+
+    @field_validator("whoop_freshness_minutes")
+    @classmethod
+    def _complete_freshness(cls, value: dict[str, int]) -> dict[str, int]:
+        defaults = {"cycle": 120, "recovery": 120, "sleep": 120, "workout": 60}
+        return {**defaults, **value}
 
     @field_validator("sync_schedule")
     @classmethod

@@ -90,3 +90,17 @@ def test_explicit_secrets_win_over_generated_ones(tmp_path):
     assert settings.whoop_service_api_key.get_secret_value() == "given"
     assert not (tmp_path / "dev-secrets.json").exists()
     assert load_dev_secrets(tmp_path).internal_api_key != "given"
+
+
+def test_freshness_thresholds_are_configurable_per_type(monkeypatch):
+    monkeypatch.setenv("WHOOP_FRESHNESS_MINUTES", "workout=15, sleep=240")
+    settings = WhoopSettings(_env_file=None)
+    assert settings.whoop_freshness_minutes == {
+        "cycle": 120,
+        "recovery": 120,
+        "sleep": 240,
+        "workout": 15,
+    }
+    monkeypatch.setenv("WHOOP_FRESHNESS_MINUTES", "steps=5")
+    with pytest.raises(ValueError, match="type=minutes"):
+        WhoopSettings(_env_file=None)

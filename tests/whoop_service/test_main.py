@@ -73,3 +73,17 @@ async def test_docs_openapi_and_metrics_are_served(tmp_path):
         'http_requests_total{method="GET",route="/health/live",status="200"} 1.0'
         in metrics
     )
+
+
+async def test_freshness_setting_reaches_the_sync_policy(tmp_path):
+    app = create_app(
+        settings_for(
+            tmp_path,
+            "sqlite+aiosqlite:///:memory:",
+            whoop_freshness_minutes="workout=15",
+        )
+    )
+    async with running(app):
+        freshness = app.state.sync_engine.policy.freshness
+    assert freshness["workout"].total_seconds() == 15 * 60
+    assert freshness["cycle"].total_seconds() == 120 * 60
