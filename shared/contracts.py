@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 USER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
-UserIdPath = Annotated[
-    str,
-    Path(
-        pattern=USER_ID_PATTERN,
-        description="The app's user id (Supabase `sub`): 1 to 64 letters, digits, `-` or `_`.",
-        examples=["8f0c2a5e-7b1d-4c3e-9a6f-2d4b8e1c0f3a"],
-    ),
-]
 
 ConnectionState = Literal["connected", "not_connected", "needs_reauth"]
 

@@ -12,7 +12,8 @@
     └── ServiceUnavailable (503 service_unavailable)
 
 Services subclass these with their own `code`. Vendor clients raise their own errors; the API layer
-maps them here. A problem never carries an upstream body, a token or a stack trace.
+maps them here. No web framework here: `shared.problems` renders these as problem+json. A problem
+never carries an upstream body, a token or a stack trace.
 """
 
 from __future__ import annotations
@@ -20,16 +21,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
-
-import structlog
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-PROBLEM_CONTENT_TYPE = "application/problem+json"
-
-log = structlog.get_logger()
 
 
 class AppError(Exception):
@@ -45,8 +36,11 @@ class AppError(Exception):
         code: str | None = None,
         extra: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        status: int | None = None,
     ) -> None:
-        self.detail = detail or HTTPStatus(self.status_code).phrase
+        # `status` overrides the class's, for problems relayed from another service.
+        self.status = status or self.status_code
+        self.detail = detail or HTTPStatus(self.status).phrase
         self.instance_code = code or self.code
         self.extra = dict(extra or {})
         self.headers = dict(headers or {})
@@ -99,112 +93,3 @@ class UpstreamTimeout(AppError):
 class ServiceUnavailable(AppError):
     status_code = 503
     code = "service_unavailable"
-
-
-def problem_response(
-    status: int,
-    code: str,
-    detail: str,
-    *,
-    title: str | None = None,
-    extra: Mapping[str, Any] | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> JSONResponse:
-    """Render one problem document."""
-    body: dict[str, Any] = {
-        "type": f"urn:problem:{code}",
-        "title": title or HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-        "code": code,
-    }
-    for key, value in (extra or {}).items():
-        body.setdefault(key, value)
-    return JSONResponse(
-        body,
-        status_code=status,
-        media_type=PROBLEM_CONTENT_TYPE,
-        headers=dict(headers or {}),
-    )
-
-
-def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    """One entry per bad field; the submitted value is never echoed (it may be a secret)."""
-    out = []
-    for err in exc.errors():
-        loc = [str(part) for part in err.get("loc", ())]
-        out.append(
-            {
-                "location": loc[0] if loc else "request",
-                "field": ".".join(loc[1:]) or (loc[0] if loc else ""),
-                "message": str(err.get("msg", "invalid")),
-                "type": str(err.get("type", "value_error")),
-            }
-        )
-    return out
-
-
-async def _app_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AppError)
-    if exc.status_code >= 500:
-        log.warning("http.app_error", code=exc.instance_code, status=exc.status_code)
-    return problem_response(
-        exc.status_code,
-        exc.instance_code,
-        exc.detail,
-        extra=exc.extra,
-        headers=exc.headers,
-    )
-
-
-async def _request_validation(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    errors = validation_errors(exc)
-    if any(e["type"] == "json_invalid" for e in errors):
-        return problem_response(
-            400, "malformed_body", "The request body is not valid JSON."
-        )
-    return problem_response(
-        422,
-        "validation_error",
-        "The request has invalid fields.",
-        extra={"errors": errors},
-    )
-
-
-async def _http_exception(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    status = exc.status_code
-    code = {
-        404: "not_found",
-        405: "method_not_allowed",
-        400: "malformed_request",
-        401: "unauthorized",
-        403: "forbidden",
-    }.get(status, HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_"))
-    detail = {
-        404: "No such resource.",
-        405: "This method is not allowed here.",
-    }.get(
-        status,
-        str(exc.detail) if isinstance(exc.detail, str) else HTTPStatus(status).phrase,
-    )
-    return problem_response(status, code, detail, headers=getattr(exc, "headers", None))
-
-
-async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-    log.error("http.unhandled_error", exc_info=exc)
-    # This handler runs outside the request middleware, so it sets the request id itself.
-    request_id = getattr(request.state, "request_id", None)
-    headers = {"X-Request-ID": request_id} if request_id else None
-    return problem_response(
-        500, "internal_error", "An unexpected error occurred.", headers=headers
-    )
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Make every error of `app` a problem+json answer."""
-    app.add_exception_handler(AppError, _app_error)
-    app.add_exception_handler(RequestValidationError, _request_validation)
-    app.add_exception_handler(StarletteHTTPException, _http_exception)
-    app.add_exception_handler(Exception, _unhandled)

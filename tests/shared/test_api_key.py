@@ -3,7 +3,7 @@ import pytest
 from fastapi import Depends, FastAPI
 
 from shared.api_key import ApiKeyCheck
-from shared.errors import install_error_handlers
+from shared.problems import install_error_handlers
 
 
 def make_app(keys: list[str]) -> FastAPI:

@@ -6,8 +6,9 @@ from fastapi import FastAPI, Path
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
-from shared.errors import Conflict, install_error_handlers
+from shared.errors import Conflict
 from shared.observability import Metrics, RequestContextMiddleware
+from shared.problems import install_error_handlers
 
 
 class Body(BaseModel):

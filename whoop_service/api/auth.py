@@ -12,8 +12,8 @@ from shared.contracts import (
     ConnectionStatusResponse,
     ConnectResponse,
     DisconnectResponse,
-    UserIdPath,
 )
+from shared.params import UserIdPath
 from whoop_service.deps import ConnectFlowDep
 
 router = APIRouter(prefix="/internal/auth", tags=["auth"])

@@ -7,8 +7,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from shared.contracts import DailyResponse, RecordsResponse, UserIdPath
+from shared.contracts import DailyResponse, RecordsResponse
 from shared.errors import ValidationFailed
+from shared.params import UserIdPath
 from whoop_service.deps import DeadlineDep, ReaderDep
 
 router = APIRouter(prefix="/internal/data", tags=["data"])

@@ -7,7 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body
 
-from shared.contracts import SyncRequest, SyncResponse, SyncStatusResponse, UserIdPath
+from shared.contracts import SyncRequest, SyncResponse, SyncStatusResponse
+from shared.params import UserIdPath
 from shared.time import utc_now
 from whoop_service.db.connections import ConnectionRepository
 from whoop_service.db.records import RecordRepository
