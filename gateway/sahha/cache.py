@@ -1,0 +1,190 @@
+"""The short Sahha cache per (user, range): in-process, or shared through Redis.
+
+Entries younger than `ttl_s` are served without asking Sahha; older ones, until `stale_ttl_s`, only
+when Sahha fails (stale-if-error). Entries are JSON in both caches, so a caller can never change a
+cached value by mutating what it was given, and an in-process entry stays compact.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Final, Protocol
+from urllib.parse import quote
+
+from redis.asyncio import Redis
+
+from gateway.sahha.days import SahhaDay
+from shared.time import Clock, require_aware, utc_now
+
+DEFAULT_TTL_S: Final = 60.0
+DEFAULT_STALE_TTL_S: Final = 86_400.0
+_FORMAT: Final = (
+    1  # bump when the JSON shape changes; older entries then read as misses
+)
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """One user's requested range."""
+
+    external_id: str
+    start_date: date
+    end_date: date
+
+
+@dataclass(frozen=True)
+class CachedDays:
+    """A successful fetch: its days and when they were fetched from Sahha."""
+
+    days: dict[date, SahhaDay]
+    fetched_at: datetime
+
+
+class SahhaCache(Protocol):
+    """Where fetched days are kept; `get` answers None once an entry is past `stale_ttl_s`."""
+
+    @property
+    def ttl_s(self) -> float: ...
+
+    @property
+    def stale_ttl_s(self) -> float: ...
+
+    async def get(self, key: CacheKey) -> CachedDays | None: ...
+
+    async def put(self, key: CacheKey, value: CachedDays) -> None: ...
+
+
+def dump_cached(value: CachedDays) -> str:
+    """The JSON form of an entry (dates and datetimes as ISO strings)."""
+    return json.dumps(
+        {
+            "format": _FORMAT,
+            "fetched_at": require_aware(value.fetched_at).isoformat(),
+            "days": [
+                {
+                    "date": day.date.isoformat(),
+                    "scores": day.scores,
+                    "biomarkers": day.biomarkers,
+                }
+                for day in value.days.values()
+            ],
+        },
+        separators=(",", ":"),
+    )
+
+
+def load_cached(text: str | bytes) -> CachedDays | None:
+    """An entry from its JSON form; None when written in another format."""
+    body: Any = json.loads(text)
+    if not isinstance(body, dict) or body.get("format") != _FORMAT:
+        return None
+    days = [
+        SahhaDay(date.fromisoformat(d["date"]), d["scores"], d["biomarkers"])
+        for d in body["days"]
+    ]
+    fetched_at = require_aware(datetime.fromisoformat(body["fetched_at"]))
+    return CachedDays({day.date: day for day in days}, fetched_at)
+
+
+class MemorySahhaCache:
+    """An in-process LRU cache, for one gateway process (no `REDIS_URL`)."""
+
+    def __init__(
+        self,
+        ttl_s: float = DEFAULT_TTL_S,
+        stale_ttl_s: float = DEFAULT_STALE_TTL_S,
+        max_entries: int = 10_000,
+        *,
+        clock: Clock = utc_now,
+    ) -> None:
+        if not 0 <= ttl_s <= stale_ttl_s or max_entries < 1:
+            raise ValueError("need 0 <= ttl_s <= stale_ttl_s and max_entries >= 1")
+        self._ttl_s = ttl_s
+        self._stale_ttl_s = stale_ttl_s
+        self._max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[CacheKey, tuple[datetime, str]] = OrderedDict()
+
+    @property
+    def ttl_s(self) -> float:
+        """Age below which an entry is served without asking Sahha."""
+        return self._ttl_s
+
+    @property
+    def stale_ttl_s(self) -> float:
+        """Age past which an entry is gone."""
+        return self._stale_ttl_s
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def get(self, key: CacheKey) -> CachedDays | None:
+        """The entry, unless missing or past `stale_ttl_s`."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        fetched_at, text = entry
+        if (self._clock() - fetched_at).total_seconds() >= self._stale_ttl_s:
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return load_cached(text)
+
+    async def put(self, key: CacheKey, value: CachedDays) -> None:
+        """Store an entry, evicting the least recently used beyond `max_entries`."""
+        self._entries[key] = (value.fetched_at, dump_cached(value))
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+
+
+class RedisSahhaCache:
+    """A cache shared by every gateway replica (`REDIS_URL`); Redis expires entries itself."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        prefix: str = "gateway:sahha",
+        ttl_s: float = DEFAULT_TTL_S,
+        stale_ttl_s: float = DEFAULT_STALE_TTL_S,
+    ) -> None:
+        if not 0 <= ttl_s <= stale_ttl_s or stale_ttl_s <= 0:
+            raise ValueError("need 0 <= ttl_s <= stale_ttl_s and stale_ttl_s > 0")
+        self._redis = redis
+        self._prefix = prefix.rstrip(":")
+        self._ttl_s = ttl_s
+        self._stale_ttl_s = stale_ttl_s
+
+    @property
+    def ttl_s(self) -> float:
+        """Age below which an entry is served without asking Sahha."""
+        return self._ttl_s
+
+    @property
+    def stale_ttl_s(self) -> float:
+        """Age past which Redis drops an entry."""
+        return self._stale_ttl_s
+
+    def key_of(self, key: CacheKey) -> str:
+        """The Redis key of an entry (the externalId quoted: keys stay printable and `:`-split)."""
+        external_id = quote(key.external_id, safe="")
+        return (
+            f"{self._prefix}:v{_FORMAT}:{external_id}:"
+            f"{key.start_date.isoformat()}:{key.end_date.isoformat()}"
+        )
+
+    async def get(self, key: CacheKey) -> CachedDays | None:
+        """The entry, unless missing or expired."""
+        text = await self._redis.get(self.key_of(key))
+        return None if text is None else load_cached(text)
+
+    async def put(self, key: CacheKey, value: CachedDays) -> None:
+        """Store an entry until `stale_ttl_s`."""
+        await self._redis.set(
+            self.key_of(key),
+            dump_cached(value),
+            px=max(1, int(self._stale_ttl_s * 1000)),
+        )
