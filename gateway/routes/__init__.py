@@ -1,0 +1,1 @@
+"""The gateway's public routes (CONTRACT.md §5)."""

@@ -1,0 +1,41 @@
+"""`POST /webhooks/whoop`: relayed to the WHOOP service with its bytes and headers unchanged.
+
+The signature covers the raw body, so nothing here parses or re-encodes it; the WHOOP service
+verifies it. The answer is the service's, so WHOOP retries exactly when the service failed.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from gateway.deps import WhoopServiceDep
+from shared.errors import AppError
+
+router = APIRouter(tags=["webhooks"])
+
+# WHOOP wants an answer within about a second; the service stores the event and answers at once.
+RELAY_DEADLINE_S = 5.0
+MAX_BODY_BYTES = 64 * 1024
+RELAYED_HEADERS = ("content-type", "x-whoop-signature", "x-whoop-signature-timestamp")
+
+
+@router.post("/webhooks/whoop", status_code=204)
+async def whoop_webhook(request: Request, whoop: WhoopServiceDep) -> Response:
+    """Relay a WHOOP webhook to the WHOOP service."""
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise AppError(
+            "The webhook body is too large.", code="payload_too_large", status=413
+        )
+    headers = {k: v for k, v in request.headers.items() if k.lower() in RELAYED_HEADERS}
+    resp = await whoop.relay(
+        "/webhooks/whoop", body, headers, deadline=time.monotonic() + RELAY_DEADLINE_S
+    )
+    return Response(
+        content=resp.content,
+        status_code=resp.status_code,
+        media_type=resp.headers.get("content-type"),
+    )

@@ -1,0 +1,147 @@
+"""`/api/v1/whoop/*`: connecting WHOOP, the browser's OAuth callback, status, sync, disconnect.
+
+Each route checks the caller and relays to the internal WHOOP service, whose problems keep their
+status and code. The OAuth callback is the one public route without a bearer token: WHOOP sends
+the member's browser there, and the single-use state proves who started the connection.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import structlog
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from gateway.auth import CallerDep, check_user_access
+from gateway.deps import SettingsDep, WhoopServiceDep
+from shared.errors import AppError
+from shared.params import UserIdPath
+
+log = structlog.get_logger()
+router = APIRouter(prefix="/api/v1/whoop", tags=["whoop"])
+
+
+@router.post("/connect/{user_id}")
+async def connect(
+    user_id: UserIdPath,
+    caller: CallerDep,
+    whoop: WhoopServiceDep,
+    settings: SettingsDep,
+) -> Any:
+    """`{authorization_url, state, expires_at}`: open the URL to approve WHOOP access."""
+    check_user_access(caller, user_id)
+    return await whoop.call(
+        "POST", f"/internal/auth/connect/{user_id}", deadline=_deadline(settings)
+    )
+
+
+@router.get("/callback", include_in_schema=True, response_model=None)
+async def callback(
+    whoop: WhoopServiceDep,
+    settings: SettingsDep,
+    code: Annotated[str | None, Query(max_length=2048)] = None,
+    state: Annotated[str | None, Query(max_length=512)] = None,
+    error: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    """Where WHOOP sends the browser: finish the connection, then go back to the app."""
+    if not state or (code is None) == (error is None):
+        return _finish(settings, ok=False, reason="invalid_request")
+    body = {
+        "state": state,
+        **({"code": code} if code is not None else {"error": error}),
+    }
+    try:
+        await whoop.call(
+            "POST", "/internal/auth/callback", json=body, deadline=_deadline(settings)
+        )
+    except AppError as exc:
+        log.info("gateway.whoop.callback_refused", reason=exc.instance_code)
+        return _finish(settings, ok=False, reason=exc.instance_code)
+    return _finish(settings, ok=True, reason=None)
+
+
+@router.get("/status/{user_id}")
+async def status(
+    user_id: UserIdPath,
+    caller: CallerDep,
+    whoop: WhoopServiceDep,
+    settings: SettingsDep,
+) -> Any:
+    """Connection state, scopes and per-type sync status."""
+    check_user_access(caller, user_id)
+    return await whoop.call(
+        "GET", f"/internal/auth/status/{user_id}", deadline=_deadline(settings)
+    )
+
+
+@router.post("/sync/{user_id}")
+async def sync(
+    user_id: UserIdPath,
+    caller: CallerDep,
+    whoop: WhoopServiceDep,
+    settings: SettingsDep,
+) -> Any:
+    """Pull to refresh: sync now, within the rate budget and the request deadline."""
+    check_user_access(caller, user_id)
+    return await whoop.call(
+        "POST", f"/internal/sync/{user_id}", deadline=_deadline(settings)
+    )
+
+
+@router.delete("/connect/{user_id}")
+async def disconnect(
+    user_id: UserIdPath,
+    caller: CallerDep,
+    whoop: WhoopServiceDep,
+    settings: SettingsDep,
+    delete_data: Annotated[
+        bool, Query(description="Also delete every stored WHOOP record.")
+    ] = False,
+) -> Any:
+    """Revoke access at WHOOP and forget the tokens (and, if asked, the data)."""
+    check_user_access(caller, user_id)
+    return await whoop.call(
+        "DELETE",
+        f"/internal/auth/{user_id}",
+        params={"delete_data": "true" if delete_data else "false"},
+        deadline=_deadline(settings),
+    )
+
+
+def _deadline(settings: SettingsDep) -> float:
+    return time.monotonic() + settings.request_deadline_s
+
+
+def _finish(settings: SettingsDep, *, ok: bool, reason: str | None) -> Response:
+    """Redirect to the app with `status` (and `reason`), or a small page when no app URL is set."""
+    query = (
+        {"status": "connected"}
+        if ok
+        else {"status": "error", "reason": reason or "error"}
+    )
+    if settings.app_redirect_url:
+        sep = "&" if "?" in settings.app_redirect_url else "?"
+        return RedirectResponse(
+            f"{settings.app_redirect_url}{sep}{urlencode(query)}",
+            status_code=302,
+            headers={"Cache-Control": "no-store"},
+        )
+    title = "WHOOP connected" if ok else "WHOOP not connected"
+    text = (
+        "You can close this page and return to the app."
+        if ok
+        else f"The connection did not complete ({html.escape(reason or 'error')}). "
+        "Return to the app and try again."
+    )
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width'>"
+        f"<title>{title}</title></head><body><h1>{title}</h1><p>{text}</p></body></html>"
+    )
+    return HTMLResponse(
+        page, status_code=200 if ok else 400, headers={"Cache-Control": "no-store"}
+    )

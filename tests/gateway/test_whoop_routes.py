@@ -1,0 +1,149 @@
+"""Connecting, syncing and disconnecting WHOOP through the gateway, and the webhook relay."""
+
+from contextlib import AsyncExitStack
+
+import httpx2
+import pytest
+
+from tests.gateway.harness import make_stack
+from tests.gateway.test_health_api import USER, connect
+
+
+@pytest.fixture
+async def stack(tmp_path, request):
+    settings = getattr(request, "param", {})
+    async with AsyncExitStack() as s:
+        yield await make_stack(
+            s, f"sqlite+aiosqlite:///{tmp_path}/w.db", tmp_path, **settings
+        )
+
+
+async def test_connect_end_to_end_then_status_sync_and_disconnect(stack):
+    whoop_user = await connect(stack)
+    status = await stack.get(f"/api/v1/whoop/status/{USER}", USER)
+    assert status.status_code == 200
+    assert status.json()["status"] == "connected"
+    assert status.json()["whoop_user_id"] == whoop_user
+    synced = await stack.send("POST", f"/api/v1/whoop/sync/{USER}", USER)
+    assert synced.status_code == 200, synced.text
+    assert synced.json()["status"] == "success"
+    assert synced.json()["api_calls"] <= 4
+    sources = (await stack.get(f"/api/v1/health/sources/{USER}", USER)).json()[
+        "sources"
+    ]
+    assert sources["whoop"]["connected"] is True
+    assert sources["whoop"]["last_data_at"] is not None
+    assert sources["sahha"]["connected"] is True
+    gone = await stack.send(
+        "DELETE", f"/api/v1/whoop/connect/{USER}", USER, params={"delete_data": "true"}
+    )
+    assert gone.status_code == 200
+    assert gone.json()["revoked_at_whoop"] is True
+    assert gone.json()["records_deleted"]["cycle"] > 0
+    after = await stack.get(f"/api/v1/whoop/status/{USER}", USER)
+    assert after.json()["status"] == "not_connected"
+
+
+async def test_connecting_twice_never_makes_a_second_account(stack):
+    whoop_user = await connect(stack)
+    again = await stack.connect_whoop(USER, sandbox_user_id=str(whoop_user))
+    assert again.headers["location"] == "hosapp://whoop?status=connected"
+    status = (await stack.get(f"/api/v1/whoop/status/{USER}", USER)).json()
+    assert status["whoop_user_id"] == whoop_user
+
+
+async def test_a_declined_connection_redirects_with_the_reason(stack):
+    resp = await stack.connect_whoop(USER, sandbox_action="deny")
+    assert resp.status_code == 302
+    assert (
+        resp.headers["location"] == "hosapp://whoop?status=error&reason=access_denied"
+    )
+
+
+async def test_a_forged_callback_redirects_with_an_error_and_connects_nobody(stack):
+    resp = await stack.client.get(
+        "/api/v1/whoop/callback",
+        params={"code": "x", "state": "forged-state-value-123"},
+    )
+    assert (
+        resp.headers["location"] == "hosapp://whoop?status=error&reason=invalid_state"
+    )
+    missing = await stack.client.get("/api/v1/whoop/callback", params={"code": "x"})
+    assert (
+        missing.headers["location"]
+        == "hosapp://whoop?status=error&reason=invalid_request"
+    )
+
+
+@pytest.mark.parametrize("stack", [{"app_redirect_url": None}], indirect=True)
+async def test_without_an_app_url_the_callback_shows_a_small_page(stack):
+    ok = await stack.connect_whoop(USER)
+    assert ok.status_code == 200
+    assert "WHOOP connected" in ok.text
+    bad = await stack.client.get(
+        "/api/v1/whoop/callback",
+        params={"error": "access_denied", "state": "<script>x</script>"},
+    )
+    assert bad.status_code == 400
+    assert "<script>" not in bad.text
+
+
+async def test_whoop_routes_check_the_caller(stack):
+    assert (await stack.client.post(f"/api/v1/whoop/connect/{USER}")).status_code == 401
+    other = await stack.send("POST", f"/api/v1/whoop/connect/{USER}", "someone-else")
+    assert other.status_code == 403
+    not_connected = await stack.send("POST", f"/api/v1/whoop/sync/{USER}", USER)
+    assert not_connected.status_code == 404
+    assert not_connected.json()["code"] == "not_connected"
+
+
+async def test_whoop_service_down_is_a_502_problem_on_whoop_routes(stack):
+    stack.service_faults.mode = "down"
+    resp = await stack.send("POST", f"/api/v1/whoop/connect/{USER}", USER)
+    assert resp.status_code == 502
+    assert resp.json()["code"] == "whoop_service_unavailable"
+
+
+async def test_webhooks_are_relayed_byte_for_byte():
+    seen: list[httpx2.Request] = []
+
+    def service(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request)
+        return httpx2.Response(202, json={"accepted": True})
+
+    from gateway.main import Transports, create_app
+    from gateway.settings import GatewaySettings
+    from tests.conftest import running
+
+    app = create_app(
+        GatewaySettings(
+            _env_file=None, whoop_service_api_key="k", supabase_jwt_secret="s" * 40
+        ),
+        transports=Transports(whoop_service=httpx2.MockTransport(service)),
+    )
+    body = (
+        b'{"user_id": 456, "id": "550e8400-e29b-41d4-a716-446655440000",  '
+        b'"type": "sleep.updated", "trace_id": "t-1"}'
+    )
+    headers = {
+        "Content-Type": "application/json",
+        "X-WHOOP-Signature": "c2lnbmF0dXJl",
+        "X-WHOOP-Signature-Timestamp": "1795320000000",
+        "Authorization": "Bearer must-not-pass",
+    }
+    async with (
+        running(app),
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=app), base_url="http://g"
+        ) as c,
+    ):
+        resp = await c.post("/webhooks/whoop", content=body, headers=headers)
+        big = await c.post("/webhooks/whoop", content=b"x" * 70_000)
+    assert resp.status_code == 202
+    assert resp.json() == {"accepted": True}
+    assert seen[0].content == body
+    assert seen[0].headers["x-whoop-signature"] == "c2lnbmF0dXJl"
+    assert seen[0].headers["x-whoop-signature-timestamp"] == "1795320000000"
+    assert "authorization" not in seen[0].headers
+    assert big.status_code == 413
+    assert len(seen) == 1
