@@ -98,7 +98,8 @@ async def health(
 
 
 def _sources(sahha: SahhaResult, whoop: WhoopResult) -> Sources:
-    daily = whoop.daily
+    # A user without WHOOP has no WHOOP data anywhere: no source to name.
+    daily = whoop.daily if whoop.status != "not_connected" else None
     return Sources(
         sahha=SahhaSourceOut(
             status=sahha.status, stale=sahha.stale, fetched_at=sahha.fetched_at

@@ -115,6 +115,7 @@ async def test_a_user_without_whoop_gets_sahha_and_not_connected(stack):
     assert resp.status_code == 200
     body = resp.json()
     assert body["sources"]["whoop"]["status"] == "not_connected"
+    assert body["sources"]["whoop"]["data_source"] is None
     assert body["complete"] is True
     assert body["days"][0]["summary"]["readiness"]["source"] == "sahha"
 
