@@ -232,3 +232,7 @@ class SyncStatusResponse(ContractModel):
 
     user_id: str
     sync: dict[str, TypeSyncStatus]
+    jobs: dict[str, int] = Field(
+        default_factory=dict,
+        description="The user's queued, running, done and dead jobs.",
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -19,12 +20,15 @@ from shared.app import ReadinessCheck, build_service_app
 from shared.http import make_async_client
 from shared.logging import configure_logging
 from shared.time import Clock, utc_now
-from whoop_service.api import auth, data, sync
+from whoop_service.api import auth, data, sync, webhooks
 from whoop_service.auth.crypto import TokenCipher
 from whoop_service.auth.flow import ConnectFlow
 from whoop_service.auth.tokens import TokenManager
 from whoop_service.db.migrate import upgrade_to_head_async
 from whoop_service.db.session import make_engine, make_session_factory, ping
+from whoop_service.jobs.handlers import JobHandlers
+from whoop_service.jobs.scheduler import Scheduler
+from whoop_service.jobs.worker import Worker
 from whoop_service.reads import DataReader
 from whoop_service.settings import WhoopSettings, get_settings
 from whoop_service.sync.background import BackgroundSyncs
@@ -85,6 +89,7 @@ def create_app(
     )
     for router in (auth.router, data.router, sync.router):
         app.include_router(router, dependencies=[Depends(require_app_api_key)])
+    app.include_router(webhooks.router)  # WHOOP signs these; no API key
     return app
 
 
@@ -147,6 +152,14 @@ async def _start(
     app.state.sync_engine = sync_engine
     app.state.background = background
     app.state.reader = DataReader(sessions, sync_engine, clock=overrides.clock)
+    app.state.clock = overrides.clock
+    handlers = JobHandlers(sessions, whoop, tokens, sync_engine, clock=overrides.clock)
+    worker = Worker(sessions, handlers, clock=overrides.clock)
+    app.state.worker = worker
+    app.state.scheduler = Scheduler(
+        sessions, settings.sync_schedule, clock=overrides.clock, on_queued=worker.notify
+    )
+    await _start_loops(app, settings, stack)
     app.state.connect_flow = ConnectFlow(
         sessions,
         cipher,
@@ -162,6 +175,35 @@ async def _start(
         on_connected=background.start,
     )
     app.state.readiness = readiness
+
+
+async def _start_loops(
+    app: FastAPI, settings: WhoopSettings, stack: AsyncExitStack
+) -> None:
+    """The worker and the scheduler run beside the API and stop with it (running jobs finish)."""
+    stop = asyncio.Event()
+    loops = []
+    if settings.worker_enabled:
+        loops.append(
+            asyncio.create_task(app.state.worker.run_forever(stop), name="job-worker")
+        )
+    if settings.scheduler_enabled:
+        loops.append(
+            asyncio.create_task(app.state.scheduler.run_forever(stop), name="scheduler")
+        )
+
+    async def shut_down() -> None:
+        stop.set()
+        _, pending = (
+            await asyncio.wait(loops, timeout=30) if loops else (set(), set())
+        )
+        for (
+            task
+        ) in pending:  # a job still running after 30 s is claimed again after its lease
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+
+    stack.push_async_callback(shut_down)
 
 
 def _limits(settings: WhoopSettings) -> BudgetLimits:

@@ -49,6 +49,9 @@ class WhoopSettings(ServiceSettings):
             "workout": 60,
         }
     )
+    # Each replica runs a job worker and the slot scheduler unless told not to.
+    worker_enabled: bool = True
+    scheduler_enabled: bool = True
     sync_schedule: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["08:00", "14:00", "20:00", "23:00"]
     )

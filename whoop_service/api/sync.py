@@ -11,6 +11,7 @@ from shared.contracts import SyncRequest, SyncResponse, SyncStatusResponse
 from shared.params import UserIdPath
 from shared.time import utc_now
 from whoop_service.db.connections import ConnectionRepository
+from whoop_service.db.jobs import JobRepository
 from whoop_service.db.records import RecordRepository
 from whoop_service.deps import DeadlineDep, EngineDep
 from whoop_service.domain import DATA_TYPES, ConnectionStatus
@@ -68,6 +69,7 @@ async def sync_status(user_id: UserIdPath, engine: EngineDep) -> SyncStatusRespo
     """Per data type: last sync, its status, records synced, error, and whether one is due."""
     async with engine.sessions() as session:
         states = await RecordRepository(session).list_sync_states(user_id)
+        jobs = await JobRepository(session).counts(user_id)
     return SyncStatusResponse(
-        user_id=user_id, sync=type_statuses(states, utc_now(), engine.policy)
+        user_id=user_id, sync=type_statuses(states, utc_now(), engine.policy), jobs=jobs
     )

@@ -70,6 +70,15 @@ class ConnectionRepository:
         row = (await self._session.execute(stmt)).mappings().first()
         return _connection(row) if row else None
 
+    async def list_connected(self) -> list[tuple[str, int]]:
+        """(user id, WHOOP user id) of every connection that can sync."""
+        stmt = (
+            select(t.connections.c.user_id, t.connections.c.whoop_user_id)
+            .where(t.connections.c.status == ConnectionStatus.CONNECTED.value)
+            .order_by(t.connections.c.user_id)
+        )
+        return [(u, w) for u, w in (await self._session.execute(stmt)).all()]
+
     async def get_connection_by_whoop_user(
         self, whoop_user_id: int
     ) -> Connection | None:

@@ -1,0 +1,89 @@
+"""`POST /webhooks/whoop`: verify, store once per trace id, answer at once, process later."""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from shared.errors import BadRequest, Unauthorized, ValidationFailed
+from whoop_service.db.jobs import JobRepository
+from whoop_service.webhooks.verify import (
+    EventMalformed,
+    SignatureRejected,
+    parse_event,
+    verify,
+)
+from whoop_service.whoop.ratelimit import Priority
+
+log = structlog.get_logger()
+router = APIRouter(tags=["webhooks"])
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+@router.post("/webhooks/whoop", status_code=202)
+async def whoop_webhook(request: Request) -> JSONResponse:
+    """A WHOOP event: 202 once stored (or seen before); 401 unsigned or stale; 422 malformed."""
+    settings = request.app.state.settings
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise BadRequest(
+            "The webhook body is too large.", code="payload_too_large", status=413
+        )
+    if settings.whoop_client_secret is None:
+        raise Unauthorized("Webhooks are not configured.", code="invalid_signature")
+    try:
+        verify(
+            body,
+            request.headers.get("X-WHOOP-Signature-Timestamp"),
+            request.headers.get("X-WHOOP-Signature"),
+            settings.whoop_client_secret.get_secret_value(),
+            now_ms=int(time.time() * 1000),
+            tolerance_s=settings.webhook_tolerance_s,
+        )
+    except SignatureRejected as exc:
+        log.warning("whoop.webhook.rejected", reason=str(exc))
+        raise Unauthorized(
+            "The webhook signature is not valid.", code="invalid_signature"
+        ) from None
+    try:
+        event = parse_event(body)
+    except EventMalformed as exc:
+        raise ValidationFailed(
+            "The webhook is not a WHOOP event.",
+            [
+                {
+                    "location": "body",
+                    "field": "",
+                    "message": str(exc),
+                    "type": "value_error",
+                }
+            ],
+        ) from None
+    clock = request.app.state.clock
+    async with request.app.state.sessions() as session:
+        repo = JobRepository(session)
+        new = await repo.add_event(
+            event.trace_id, event.whoop_user_id, event.type, event.object_id, clock()
+        )
+        if new:
+            await repo.enqueue(
+                "webhook",
+                {
+                    "whoop_user_id": event.whoop_user_id,
+                    "object_id": event.object_id,
+                    "type": event.type,
+                    "trace_id": event.trace_id,
+                },
+                priority=int(Priority.WEBHOOK),
+                now=clock(),
+                dedupe_key=f"webhook:{event.trace_id}",
+            )
+        await session.commit()
+    if new:
+        request.app.state.worker.notify()
+    log.info("whoop.webhook.received", type=event.type, duplicate=not new)
+    return JSONResponse({"status": "accepted" if new else "duplicate"}, status_code=202)

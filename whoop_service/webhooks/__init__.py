@@ -1,0 +1,1 @@
+"""WHOOP webhooks: verified, stored once per trace id, processed from the job table."""
