@@ -36,7 +36,7 @@ def service_settings(database_url: str, var_dir, **overrides) -> WhoopSettings:
         whoop_api_base_url=f"{WHOOP_HOST}/developer",
         whoop_oauth_base_url=f"{WHOOP_HOST}/oauth/oauth2",
         whoop_redirect_uri="http://127.0.0.1:8000/api/v1/whoop/callback",
-        **overrides,
+        **({"scheduler_enabled": False} | overrides),
     )
 
 
@@ -116,15 +116,31 @@ class Harness:
         )
 
 
+class LateTransport(httpx2.AsyncBaseTransport):
+    """An ASGI transport whose app is set later (the emulator and the service know each other)."""
+
+    def __init__(self) -> None:
+        self.app: FastAPI | None = None
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        assert self.app is not None
+        return await httpx2.ASGITransport(app=self.app).handle_async_request(request)
+
+
 async def make_harness(
     stack: AsyncExitStack, database_url: str, var_dir, **whoop_settings
 ) -> Harness:
     clock = MutableClock()
+    webhooks = LateTransport()
+    settings = {
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "webhook_url": "http://whoop-service/webhooks/whoop",
+    }
     whoop_app = create_whoop(
-        WhoopSandboxSettings(
-            client_id=CLIENT_ID, client_secret=CLIENT_SECRET, **whoop_settings
-        ),
+        WhoopSandboxSettings(**(settings | whoop_settings)),
         clock=clock,
+        webhook_transport=webhooks,
     )
     harness = Harness(
         whoop=whoop_app.state.sandbox,
@@ -137,4 +153,5 @@ async def make_harness(
         clients=[],
     )
     await harness.add_instance()
+    webhooks.app = harness.app
     return harness

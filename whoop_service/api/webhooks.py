@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -41,7 +39,7 @@ async def whoop_webhook(request: Request) -> JSONResponse:
             request.headers.get("X-WHOOP-Signature-Timestamp"),
             request.headers.get("X-WHOOP-Signature"),
             settings.whoop_client_secret.get_secret_value(),
-            now_ms=int(time.time() * 1000),
+            now_ms=int(request.app.state.clock().timestamp() * 1000),
             tolerance_s=settings.webhook_tolerance_s,
         )
     except SignatureRejected as exc:
