@@ -31,7 +31,6 @@ from whoop_service.jobs.scheduler import Scheduler
 from whoop_service.jobs.worker import Worker
 from whoop_service.reads import DataReader
 from whoop_service.settings import WhoopSettings, get_settings
-from whoop_service.sync.background import BackgroundSyncs
 from whoop_service.sync.engine import SyncEngine
 from whoop_service.sync.plan import SyncPolicy
 from whoop_service.whoop.budget import LocalBudget, RateBudget
@@ -143,14 +142,11 @@ async def _start(
     sync_engine = SyncEngine(
         sessions, whoop, tokens, clock=overrides.clock, policy=policy
     )
-    background = BackgroundSyncs(sync_engine)
-    stack.push_async_callback(background.aclose)
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.tokens = tokens
     app.state.whoop = whoop
     app.state.sync_engine = sync_engine
-    app.state.background = background
     app.state.reader = DataReader(sessions, sync_engine, clock=overrides.clock)
     app.state.clock = overrides.clock
     handlers = JobHandlers(sessions, whoop, tokens, sync_engine, clock=overrides.clock)
@@ -172,7 +168,7 @@ async def _start(
         scopes=settings.whoop_scopes.split(),
         clock=overrides.clock,
         policy=sync_engine.policy,
-        on_connected=background.start,
+        on_connected=lambda: app.state.worker.notify(),
     )
     app.state.readiness = readiness
 

@@ -28,7 +28,7 @@ async def connect(stack, tz="-04:00") -> int:
     resp = await stack.connect_whoop(USER, sandbox_user_id=str(whoop_user))
     assert resp.status_code == 302, resp.text
     assert resp.headers["location"] == "hosapp://whoop?status=connected"
-    await stack.whoop.app.state.background.wait()
+    await stack.whoop.app.state.worker.wait_idle()
     return whoop_user
 
 

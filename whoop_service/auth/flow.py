@@ -22,8 +22,9 @@ from shared.time import Clock, utc_now
 from whoop_service.auth.crypto import TokenCipher
 from whoop_service.auth.tokens import TokenManager
 from whoop_service.db.connections import ConnectionRepository
+from whoop_service.db.jobs import JobRepository
 from whoop_service.db.records import RecordRepository
-from whoop_service.domain import ConnectionStatus
+from whoop_service.domain import DATA_TYPES, ConnectionStatus
 from whoop_service.errors import (
     AuthorizationDenied,
     InvalidOAuthState,
@@ -38,6 +39,7 @@ from whoop_service.sync.plan import SyncPolicy, type_statuses
 from whoop_service.whoop.client import WhoopClient
 from whoop_service.whoop.errors import WhoopError, WhoopInvalidGrant, WhoopOAuthError
 from whoop_service.whoop.oauth import WhoopOAuth, build_authorize_url, make_pkce_pair
+from whoop_service.whoop.ratelimit import Priority
 
 log = structlog.get_logger()
 
@@ -76,7 +78,7 @@ class ConnectFlow:
         scopes: Sequence[str],
         clock: Clock = utc_now,
         policy: SyncPolicy | None = None,
-        on_connected: Callable[[str], None] | None = None,
+        on_connected: Callable[[], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self._cipher = cipher
@@ -153,6 +155,14 @@ class ConnectFlow:
                 await repo.delete_connection(
                     linked.user_id
                 )  # that grant is dead; a new owner
+            # The first sync is a job queued with the connection: durable across restarts.
+            await JobRepository(session).enqueue(
+                "sync",
+                {"data_types": list(DATA_TYPES)},
+                priority=int(Priority.BACKFILL),
+                now=now,
+                user_id=owner,
+            )
             await repo.save_connection(
                 {
                     "user_id": owner,
@@ -170,7 +180,7 @@ class ConnectFlow:
             "whoop.connect.completed", user_id=owner, whoop_user_id=profile.user_id
         )
         if self._on_connected is not None:
-            self._on_connected(owner)  # the first sync runs in the background
+            self._on_connected()  # wake the worker for the first sync
         return CallbackResponse(
             user_id=owner,
             status="connected",

@@ -192,6 +192,16 @@ class JobRepository:
             status: int(n) for status, n in (await self._session.execute(stmt)).all()
         }
 
+    async def pending_now(self, now: datetime) -> int:
+        """Jobs due now or running (retries waiting for a later time do not count)."""
+        stmt = select(func.count()).where(
+            or_(
+                and_(t.jobs.c.status == "queued", t.jobs.c.run_after <= now),
+                t.jobs.c.status == "running",
+            )
+        )
+        return int((await self._session.execute(stmt)).scalar_one())
+
     async def last_event_at(self, whoop_user_ids: Sequence[int]) -> dict[int, datetime]:
         """When each member's last webhook arrived."""
         if not whoop_user_ids:

@@ -50,19 +50,20 @@ class JobHandlers:
         if job.kind == "webhook":
             return await self._webhook(job.payload)
         if job.kind == "sync" and job.user_id:
-            return await self._sync(
-                job.user_id, job.payload.get("data_types") or DATA_TYPES
-            )
+            types = job.payload.get("data_types") or DATA_TYPES
+            return await self._sync(job.user_id, types, Priority(job.priority))
         log.error("jobs.unknown_kind", kind=job.kind)
         return "unknown_kind"
 
-    async def _sync(self, user_id: str, data_types: Sequence[str]) -> str:
+    async def _sync(
+        self, user_id: str, data_types: Sequence[str], priority: Priority
+    ) -> str:
         async with self._sessions() as session:
             conn = await ConnectionRepository(session).get_connection(user_id)
         if conn is None or conn.status is not ConnectionStatus.CONNECTED:
             return "not_connected"
         report = await self._engine.sync_user(
-            user_id, data_types=data_types, priority=Priority.SCHEDULED
+            user_id, data_types=data_types, priority=priority
         )
         if report.status != "success":
             raise RetryLater(f"sync_{report.status}")

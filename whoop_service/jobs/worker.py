@@ -86,6 +86,20 @@ class Worker:
             done += 1
         return done
 
+    async def wait_idle(self, timeout_s: float = 30.0) -> None:
+        """Wait until no job is due or running (tests, graceful tooling)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            async with self._sessions() as session:
+                pending = await JobRepository(session).pending_now(self._clock())
+            if not pending:
+                return
+            if loop.time() > deadline:
+                raise TimeoutError(f"{pending} jobs still pending")
+            self.notify()
+            await asyncio.sleep(0.05)
+
     async def _claim_safely(self) -> list[Job]:
         try:
             return await self._claim()

@@ -44,7 +44,7 @@ async def test_full_flow_connects_once_even_when_repeated(harness):
     second = await harness.connect("user-1", sandbox_user_id=str(body["whoop_user_id"]))
     assert second.status_code == 200, second.text
     assert await count_connections(harness) == 1
-    await harness.app.state.background.wait()  # connecting started the first sync
+    await harness.app.state.worker.wait_idle()  # connecting started the first sync
     status = (await harness.client.get("/internal/auth/status/user-1")).json()
     assert status["status"] == "connected"
     assert status["whoop_user_id"] == body["whoop_user_id"]

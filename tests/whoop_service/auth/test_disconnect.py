@@ -36,7 +36,7 @@ async def count(harness, table, user_id: str) -> int:
 
 async def test_disconnect_revokes_at_whoop_and_keeps_data_by_default(harness):
     await harness.connect("user-1")
-    await harness.app.state.background.wait()
+    await harness.app.state.worker.wait_idle()
     stored = await count(harness, t.cycles, "user-1")
     assert stored >= 30, "the first sync stored a month of cycles"
     token = await harness.app.state.tokens.get_access_token("user-1")
@@ -61,7 +61,7 @@ async def test_disconnect_with_delete_data_removes_every_record_of_that_user_onl
     await harness.connect("user-1")
     await harness.connect("user-2")
     await (
-        harness.app.state.background.wait()
+        harness.app.state.worker.wait_idle()
     )  # the first syncs stored both users' records
     await store_cycle(harness, "user-1", 10)
     await store_cycle(harness, "user-2", 20)

@@ -102,7 +102,9 @@ async def test_a_job_that_keeps_failing_ends_dead_and_shows_in_the_sync_status(h
     for _ in range(5):
         await worker.run_once()
         harness.clock.advance(hours=1)  # past any backoff
-    [job] = [j for j in await jobs(harness) if j["kind"] == "sync"]
+    [job] = [
+        j for j in await jobs(harness) if j["payload"] == {"data_types": ["cycle"]}
+    ]
     assert job["status"] == "dead"
     assert job["attempts"] == 5
     assert job["last_error"] == "sync_failed"
@@ -142,7 +144,7 @@ async def test_a_slot_is_queued_once_across_replicas_and_spread(harness):
     assert sorted(queued) == [0, 2], "one replica queued the slot, the other nothing"
     assert await schedulers[0].tick() == 0, "the same slot is never queued twice"
     sync_jobs = sorted(
-        (j for j in await jobs(harness) if j["kind"] == "sync"),
+        (j for j in await jobs(harness) if j["kind"] == "sync" and j["priority"] == 2),
         key=lambda j: j["user_id"],
     )
     assert [j["priority"] for j in sync_jobs] == [2, 2]

@@ -19,7 +19,7 @@ async def connect(harness, user_id="user-1", tz="-04:00") -> int:
     whoop_user = harness.whoop.add_user(tz_offset=tz, history_days=45).user_id
     resp = await harness.connect(user_id, sandbox_user_id=str(whoop_user))
     assert resp.status_code == 200, resp.text
-    await harness.app.state.background.wait()
+    await harness.app.state.worker.wait_idle()
     return whoop_user
 
 
@@ -139,7 +139,7 @@ async def test_a_failure_on_page_two_keeps_the_watermark_and_the_next_sync_compl
     harness.whoop.fail_next("/v2/activity/sleep", status=500, count=4, on_page=2)
     resp = await harness.connect("user-1", sandbox_user_id=str(whoop_user))
     assert resp.status_code == 200
-    await harness.app.state.background.wait()
+    await harness.app.state.worker.wait_idle()
     status = (await harness.client.get("/internal/sync/status/user-1")).json()["sync"]
     assert status["sleep"]["status"] == "partial"
     assert status["sleep"]["error"] == "WhoopServerError"

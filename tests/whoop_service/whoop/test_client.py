@@ -29,7 +29,7 @@ async def connect(
     user = harness.whoop.add_user(tz_offset=tz_offset, history_days=40)
     resp = await harness.connect("user-1", sandbox_user_id=str(user.user_id))
     assert resp.status_code == 200, resp.text
-    await harness.app.state.background.wait()
+    await harness.app.state.worker.wait_idle()
     harness.clock.advance(seconds=61)
     harness.whoop.reset_counters()
     if per_minute is not None:
