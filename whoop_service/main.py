@@ -150,7 +150,12 @@ async def _start(
     app.state.reader = DataReader(sessions, sync_engine, clock=overrides.clock)
     app.state.clock = overrides.clock
     handlers = JobHandlers(sessions, whoop, tokens, sync_engine, clock=overrides.clock)
-    worker = Worker(sessions, handlers, clock=overrides.clock)
+    worker = Worker(
+        sessions,
+        handlers,
+        clock=overrides.clock,
+        lease=timedelta(seconds=settings.job_lease_s),
+    )
     app.state.worker = worker
     app.state.scheduler = Scheduler(
         sessions, settings.sync_schedule, clock=overrides.clock, on_queued=worker.notify

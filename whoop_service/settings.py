@@ -52,6 +52,8 @@ class WhoopSettings(ServiceSettings):
     # Each replica runs a job worker and the slot scheduler unless told not to.
     worker_enabled: bool = True
     scheduler_enabled: bool = True
+    # How long a claimed job is a worker's; a replica that dies loses its jobs to others after it.
+    job_lease_s: int = Field(300, ge=5)
     sync_schedule: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["08:00", "14:00", "20:00", "23:00"]
     )

@@ -11,7 +11,7 @@ import httpx2
 import structlog
 from fastapi import FastAPI
 
-from sandbox.whoop import api, oauth
+from sandbox.whoop import admin, api, oauth
 from sandbox.whoop.errors import install_error_handlers
 from sandbox.whoop.middleware import SandboxMiddleware
 from sandbox.whoop.settings import WhoopSandboxSettings
@@ -64,6 +64,7 @@ def create_app(
     app.state.sandbox = sandbox
     app.include_router(oauth.router)
     app.include_router(api.router)
+    app.include_router(admin.router)
     install_error_handlers(app)
     app.add_middleware(SandboxMiddleware, sandbox=sandbox)
     return app

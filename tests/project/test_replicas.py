@@ -1,0 +1,190 @@
+"""Three WHOOP-service processes on one PostgreSQL and one Redis, against the WHOOP emulator with a
+low rate limit: 100 users synced, every job done once, no duplicate rows, no 429, never more than
+the budget in any minute, and a replica killed mid-run loses nothing."""
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import httpx2
+import pytest
+from cryptography.fernet import Fernet
+from redis.asyncio import Redis
+from sqlalchemy import text
+
+from tests.processes import App
+from whoop_service.db.session import make_engine
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
+
+USERS = 100
+PER_MINUTE = 600  # WHOOP's limit for this app; the service may use 90 % of it
+BUDGET = int(PER_MINUTE * 0.9)
+KEY = "replica-test-key"
+
+
+async def job_states(engine) -> dict[str, int]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT status, count(*) FROM whoop.jobs GROUP BY status")
+        )
+        return {s: n for s, n in rows.all()}
+
+
+async def connect_user(client: httpx2.AsyncClient, replica: str, user_id: str) -> None:
+    started = await client.post(
+        f"{replica}/internal/auth/connect/{user_id}", headers={"X-API-Key": KEY}
+    )
+    assert started.status_code == 200, started.text
+    at_whoop = await client.get(started.json()["authorization_url"])
+    assert at_whoop.status_code == 302, at_whoop.text
+    query = parse_qs(urlsplit(at_whoop.headers["location"]).query)
+    done = await client.post(
+        f"{replica}/internal/auth/callback",
+        json={"code": query["code"][0], "state": query["state"][0]},
+        headers={"X-API-Key": KEY},
+    )
+    assert done.status_code == 200, done.text
+
+
+async def test_three_replicas_sync_100_users_within_the_budget(
+    tmp_path, postgres_url, redis_url
+):
+    redis_db = redis_url.rsplit("/", 1)[0] + "/7"
+    redis = Redis.from_url(redis_db)
+    await redis.flushdb()
+    await redis.aclose()
+    secret = "replica-client-secret"
+    whoop = App(
+        "sandbox.whoop:create_app",
+        {
+            "SANDBOX_WHOOP_CLIENT_ID": "replica-client",
+            "SANDBOX_WHOOP_CLIENT_SECRET": secret,
+            "SANDBOX_WHOOP_RATE_LIMIT_PER_MINUTE": str(PER_MINUTE),
+            "SANDBOX_WHOOP_HISTORY_DAYS": "10",
+        },
+        tmp_path,
+        tmp_path / "whoop.log",
+    )
+    env = {
+        "ENVIRONMENT": "development",
+        "DATABASE_URL": postgres_url,
+        "DB_AUTO_MIGRATE": "false",
+        "REDIS_URL": redis_db,
+        "INTERNAL_API_KEYS": KEY,
+        "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "WHOOP_CLIENT_ID": "replica-client",
+        "WHOOP_CLIENT_SECRET": secret,
+        "WHOOP_API_BASE_URL": f"{whoop.url}/developer",
+        "WHOOP_OAUTH_BASE_URL": f"{whoop.url}/oauth/oauth2",
+        "WHOOP_RATE_LIMIT_PER_MINUTE": str(PER_MINUTE),
+        "SCHEDULER_ENABLED": "false",
+        "JOB_LEASE_S": "10",
+        "LOG_LEVEL": "warning",
+        "VAR_DIR": str(tmp_path / "var"),
+    }
+    migrate = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "whoop_service", "migrate"],
+        env={**os.environ, **env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert migrate.returncode == 0, migrate.stderr
+    replicas = [
+        App(
+            "whoop_service.main:create_app", env, tmp_path, tmp_path / f"replica{i}.log"
+        )
+        for i in range(3)
+    ]
+    engine = make_engine(postgres_url)
+    try:
+        whoop.wait_ready("/docs")
+        for r in replicas:
+            r.wait_ready("/health/ready")
+        async with httpx2.AsyncClient(timeout=30) as client:
+            sem = asyncio.Semaphore(10)
+
+            async def one(i: int) -> None:
+                async with sem:
+                    await connect_user(client, replicas[i % 3].url, f"user-{i:03d}")
+
+            await asyncio.gather(*(one(i) for i in range(USERS)))
+            # Kill a replica once the work is under way (some done, some still queued).
+            deadline = time.monotonic() + 120
+            while (await job_states(engine)).get(
+                "done", 0
+            ) < 10 and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            replicas[2].kill()
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                states = await job_states(engine)
+                if states == {"done": USERS}:
+                    break
+                await asyncio.sleep(1)
+            assert states == {"done": USERS}, states
+            stats = (await client.get(f"{whoop.url}/sandbox/stats")).json()
+            async with engine.connect() as conn:
+                users = (
+                    await conn.execute(
+                        text("SELECT user_id, whoop_user_id FROM whoop.connections")
+                    )
+                ).all()
+                taken_over = (
+                    await conn.execute(
+                        text("SELECT count(*) FROM whoop.jobs WHERE attempts > 1")
+                    )
+                ).scalar_one()
+                synced = (
+                    await conn.execute(
+                        text(
+                            "SELECT count(*) FROM whoop.sync_state WHERE status = 'success'"
+                        )
+                    )
+                ).scalar_one()
+                counts = {
+                    kind: dict(
+                        (
+                            await conn.execute(
+                                text(
+                                    f"SELECT user_id, count(*) FROM whoop.{table} GROUP BY user_id"
+                                )
+                            )
+                        ).all()
+                    )
+                    for kind, table in (
+                        ("cycle", "cycles"),
+                        ("sleep", "sleeps"),
+                        ("workout", "workouts"),
+                        ("recovery", "recoveries"),
+                    )
+                }
+            # Every sampled user's records are exactly WHOOP's: keys make duplicates
+            # impossible, and equal counts show nothing was lost when the replica died.
+            for user_id, whoop_user in users[:: max(1, USERS // 20)]:
+                for kind in ("cycle", "sleep", "workout", "recovery"):
+                    truth = (
+                        await client.get(
+                            f"{whoop.url}/sandbox/users/{whoop_user}/records/{kind}"
+                        )
+                    ).json()
+                    assert counts[kind].get(user_id, 0) == len(truth), (user_id, kind)
+    finally:
+        await engine.dispose()
+        for r in replicas:
+            r.stop()
+        whoop.stop()
+    assert len(users) == USERS
+    assert synced == USERS * 4
+    assert taken_over >= 1, (
+        "the killed replica's running jobs were claimed again and finished"
+    )
+    assert stats["rate_limited"] == 0, stats
+    assert stats["peak_requests_per_minute"] <= BUDGET, stats
+    assert stats["admitted"] >= USERS * 5, "a profile and four collections per user"
