@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test check check-static fmt fmt-check lint types imports compose-check clean
+.PHONY: run test check check-static fmt fmt-check lint types imports bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ test: $(STAMP)  ## the whole suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 check: check-static test  ## what CI runs
+
+bench: $(STAMP)  ## benchmarks, loopback only (not part of make test); writes bench/RESULTS.md
+	$(BIN)/python -m bench
 
 check-static: fmt-check lint types imports
 
