@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from shared.contracts import date_in_range
 from shared.errors import ValidationFailed
 
 MAX_DAYS = 31
@@ -32,6 +33,13 @@ def resolve_range(
     now: datetime,
 ) -> tuple[date, date]:
     """`date`, or `start_date` and `end_date` (inclusive, at most 31 days), else today in `tz`."""
+    for name, value in (
+        ("date", day),
+        ("start_date", start_date),
+        ("end_date", end_date),
+    ):
+        if value is not None and not date_in_range(value):
+            raise _bad(name, "dates must be between 2000-01-01 and 2100-12-31")
     if day is not None and (start_date is not None or end_date is not None):
         raise _bad("date", "give date, or start_date and end_date, not both")
     if (start_date is None) != (end_date is None):

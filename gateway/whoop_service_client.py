@@ -151,15 +151,15 @@ class WhoopServiceClient:
         content: bytes | None = None,
         extra_headers: Mapping[str, str] | None = None,
     ) -> httpx2.Response:
-        if not self.breaker.allow():
-            raise _Failed("unavailable")
         limit = self._timeout_s
         if deadline is not None:
             limit = min(limit, deadline - time.monotonic())
         if limit <= 0:
-            raise _Failed("timeout")
-        headers = {**(extra_headers or {}), **self._headers(limit)}
+            raise _Failed("timeout")  # before the breaker: no trial slot is taken
+        if not self.breaker.allow():
+            raise _Failed("unavailable")
         try:
+            headers = {**(extra_headers or {}), **self._headers(limit)}
             async with asyncio.timeout(limit):
                 resp = await self._http.request(
                     method,
@@ -171,11 +171,10 @@ class WhoopServiceClient:
                 )
         except TimeoutError:
             self.breaker.record_failure()
-            log.warning(
-                "whoop_service.timeout", path_kind=path.split("/")[2], limit_s=limit
-            )
+            log.warning("whoop_service.timeout", limit_s=round(limit, 2))
             raise _Failed("timeout") from None
-        except httpx2.TransportError as exc:
+        except Exception as exc:
+            # Every outcome is recorded, so a half-open trial never stays taken.
             self.breaker.record_failure()
             log.warning("whoop_service.unreachable", error_type=type(exc).__name__)
             raise _Failed("unavailable") from None

@@ -9,6 +9,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 USER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
+# Dates outside these years are refused (422): no health data is that old or that new, and the
+# limits keep date arithmetic (padding, offsets up to ±14 h) far from date.min and date.max.
+EARLIEST_DATE = date(2000, 1, 1)
+LATEST_DATE = date(2100, 12, 31)
+
+
+def date_in_range(value: date) -> bool:
+    return EARLIEST_DATE <= value <= LATEST_DATE
+
 
 ConnectionState = Literal["connected", "not_connected", "needs_reauth"]
 
@@ -210,6 +219,9 @@ class SyncRequest(ContractModel):
 
     @model_validator(mode="after")
     def _range(self) -> SyncRequest:
+        for value in (self.start_date, self.end_date):
+            if value is not None and not date_in_range(value):
+                raise ValueError("dates must be between 2000-01-01 and 2100-12-31")
         if self.end_date is not None and self.start_date is None:
             raise ValueError("end_date needs start_date")
         if self.start_date and self.end_date and self.end_date < self.start_date:

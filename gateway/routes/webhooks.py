@@ -31,6 +31,11 @@ async def whoop_webhook(request: Request, whoop: WhoopServiceDep) -> Response:
             "The webhook body is too large.", code="payload_too_large", status=413
         )
     headers = {k: v for k, v in request.headers.items() if k.lower() in RELAYED_HEADERS}
+    if not all(v.isascii() for v in headers.values()):
+        # WHOOP's signature and timestamp are ASCII; anything else is not from WHOOP.
+        raise AppError(
+            "The webhook signature is not valid.", code="invalid_signature", status=401
+        )
     resp = await whoop.relay(
         "/webhooks/whoop", body, headers, deadline=time.monotonic() + RELAY_DEADLINE_S
     )

@@ -238,3 +238,13 @@ async def test_bad_user_ids_are_422_before_any_lookup(stack):
     long_id = "x" * 65
     resp = await stack.get(f"/api/v1/health/{long_id}", USER)
     assert resp.status_code == 422
+
+
+@pytest.mark.parametrize(
+    "day", ["9999-12-31", "0001-01-01", "9999-12-29", "1999-12-31"]
+)
+async def test_dates_far_from_now_are_422_not_500(stack, day):
+    resp = await health(stack, date=day)
+    assert resp.status_code == 422
+    assert resp.json()["errors"][0]["field"] == "date"
+    assert stack.service_faults.attempted == 0, "refused before any upstream call"

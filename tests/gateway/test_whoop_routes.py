@@ -139,6 +139,11 @@ async def test_webhooks_are_relayed_byte_for_byte():
     ):
         resp = await c.post("/webhooks/whoop", content=body, headers=headers)
         big = await c.post("/webhooks/whoop", content=b"x" * 70_000)
+        odd = await c.post(
+            "/webhooks/whoop",
+            content=body,
+            headers={"X-WHOOP-Signature": "s\u00e9".encode()},
+        )
     assert resp.status_code == 202
     assert resp.json() == {"accepted": True}
     assert seen[0].content == body
@@ -146,4 +151,5 @@ async def test_webhooks_are_relayed_byte_for_byte():
     assert seen[0].headers["x-whoop-signature-timestamp"] == "1795320000000"
     assert "authorization" not in seen[0].headers
     assert big.status_code == 413
+    assert odd.status_code == 401
     assert len(seen) == 1

@@ -219,3 +219,25 @@ async def test_one_type_lists_its_records_oldest_first(harness):
     assert rec.json()["records"], "recoveries of the cycles in range"
     bad = await harness.client.get("/internal/data/steps/user-1")
     assert bad.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/internal/data/daily/user-1", {"start_date": "9999-12-31"}),
+        ("/internal/data/daily/user-1", {"start_date": "0001-01-01"}),
+        ("/internal/data/cycles/user-1", {"end": "0001-01-02T00:00:00Z"}),
+        ("/internal/data/cycles/user-1", {"start": "9999-12-31T00:00:00Z"}),
+    ],
+)
+async def test_extreme_dates_are_422(harness, path, params):
+    resp = await harness.client.get(path, params=params)
+    assert resp.status_code == 422, resp.text
+
+
+async def test_extreme_sync_dates_are_422(harness):
+    await connect(harness)
+    resp = await harness.client.post(
+        "/internal/sync/user-1", json={"start_date": "0001-01-01"}
+    )
+    assert resp.status_code == 422

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from shared.contracts import DailyResponse, RecordsResponse
+from shared.contracts import DailyResponse, RecordsResponse, date_in_range
 from shared.errors import ValidationFailed
 from shared.params import UserIdPath
 from whoop_service.deps import DeadlineDep, ReaderDep
@@ -55,6 +55,9 @@ async def daily(
 ) -> DailyResponse:
     """The WHOOP part of each local day in the range (at most 31 days)."""
     end = end_date or start_date
+    for name, value in (("start_date", start_date), ("end_date", end)):
+        if not date_in_range(value):
+            raise _bad(name, "dates must be between 2000-01-01 and 2100-12-31")
     if end < start_date:
         raise _bad("end_date", "end_date is before start_date")
     if (end - start_date).days + 1 > MAX_DAYS:
@@ -79,6 +82,9 @@ async def records(
     force_refresh: ForceRefresh = False,
 ) -> RecordsResponse:
     """One data type's records starting in [start, end): default the last 7 days."""
+    for name, given in (("start", start), ("end", end)):
+        if given is not None and not date_in_range(given.date()):
+            raise _bad(name, "times must be between 2000-01-01 and 2100-12-31")
     end_at = _aware(end) if end else datetime.now(UTC)
     start_at = _aware(start) if start else end_at - timedelta(days=7)
     if end_at <= start_at:

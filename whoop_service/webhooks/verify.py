@@ -60,9 +60,15 @@ def verify(
     """Raise `SignatureRejected` unless the signature matches and the timestamp is recent."""
     if not timestamp_ms or not signature:
         raise SignatureRejected("missing_signature")
-    if not timestamp_ms.isdigit() or len(timestamp_ms) > 16:
+    if (
+        not (timestamp_ms.isascii() and timestamp_ms.isdigit())
+        or len(timestamp_ms) > 16
+    ):
         raise SignatureRejected("bad_timestamp")
-    if not hmac.compare_digest(sign(secret, timestamp_ms, body), signature.strip()):
+    if not signature.isascii():
+        raise SignatureRejected("bad_signature")
+    expected = sign(secret, timestamp_ms, body).encode()
+    if not hmac.compare_digest(expected, signature.strip().encode()):
         raise SignatureRejected("bad_signature")
     if abs(now_ms - int(timestamp_ms)) > tolerance_s * 1000:
         raise SignatureRejected("stale_timestamp")

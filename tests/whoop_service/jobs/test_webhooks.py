@@ -181,3 +181,19 @@ async def test_bad_webhooks_are_refused_and_nothing_is_stored(harness, case, sta
     assert resp.headers["content-type"] == "application/problem+json"
     assert await count(harness, t.webhook_events) == 0
     assert await count(harness, t.jobs) == 0
+
+
+async def test_a_non_ascii_signature_is_401_not_500(harness):
+    body = b'{"user_id": 1, "id": "x", "type": "sleep.updated", "trace_id": "u"}'
+    resp = await harness.client.post(
+        "/webhooks/whoop",
+        content=body,
+        headers={
+            "X-WHOOP-Signature": "s\u00e9gnature".encode(),
+            "X-WHOOP-Signature-Timestamp": str(
+                int(harness.clock.now.timestamp() * 1000)
+            ),
+        },
+    )
+    assert resp.status_code == 401
+    assert await count(harness, t.webhook_events) == 0
