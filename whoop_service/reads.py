@@ -37,6 +37,7 @@ from whoop_service.domain import DATA_TYPES, SyncState
 from whoop_service.errors import WhoopNeedsReauth, WhoopNotConnected
 from whoop_service.sync.engine import SyncEngine
 from whoop_service.sync.plan import SyncPolicy, stale_types
+from whoop_service.whoop.budget import BudgetExhausted
 from whoop_service.whoop.ratelimit import Priority
 
 log = structlog.get_logger()
@@ -187,6 +188,10 @@ class DataReader:
         except (WhoopNotConnected, WhoopNeedsReauth):
             return _stale(
                 last_sync, "WHOOP access must be granted again; showing stored data."
+            )
+        except BudgetExhausted:
+            return _stale(
+                last_sync, "A WHOOP refresh is already under way; showing stored data."
             )
         async with self._sessions() as session:
             fresh_states = await RecordRepository(session).list_sync_states(user_id)

@@ -241,3 +241,36 @@ async def test_extreme_sync_dates_are_422(harness):
         "/internal/sync/user-1", json={"start_date": "0001-01-01"}
     )
     assert resp.status_code == 422
+
+
+async def test_a_failing_token_refresh_serves_stored_data_not_502(harness):
+    await connect(harness)
+    harness.clock.advance(hours=3)  # stale data and an expired access token
+    harness.whoop.fail_next("/oauth/oauth2/token", status=503, count=10)
+    body = await daily(harness, harness.clock.now.date() - timedelta(days=2))
+    assert body["stale"] is True
+    assert body["days"][0]["cycle"] is not None
+
+
+async def test_a_read_does_not_wait_past_its_deadline_for_a_running_sync(harness):
+    import asyncio
+    import time as _time
+
+    await connect(harness)
+    harness.clock.advance(hours=3)
+    engine = harness.app.state.sync_engine
+    lock = asyncio.Lock()
+    engine._locks["user-1"] = (
+        lock  # a job of this user is mid-sync, waiting on the budget
+    )
+    await lock.acquire()
+    try:
+        started = _time.monotonic()
+        body = await daily(
+            harness, harness.clock.now.date(), headers={"X-Request-Deadline-Ms": "1500"}
+        )
+        assert _time.monotonic() - started < 3.0
+    finally:
+        lock.release()
+    assert body["stale"] is True
+    assert "under way" in body["warning"]

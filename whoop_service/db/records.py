@@ -71,11 +71,18 @@ class RecordRepository:
         start: datetime,
         end: datetime,
         keep: Collection[Any],
+        stored_before: datetime,
     ) -> int:
-        """Delete the user's records WHOOP no longer returns for a fully fetched [start, end)."""
+        """Delete the user's records WHOOP no longer returns for a fully fetched [start, end).
+
+        Only rows stored before the sync began: a webhook may have stored a new one meanwhile.
+        """
         table, key = TABLES[kind]
         stmt = delete(table).where(
-            table.c.user_id == user_id, table.c.start >= start, table.c.start < end
+            table.c.user_id == user_id,
+            table.c.start >= start,
+            table.c.start < end,
+            table.c.synced_at < stored_before,
         )
         if keep:
             stmt = stmt.where(table.c[key].not_in(list(keep)))

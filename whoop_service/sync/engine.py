@@ -9,6 +9,7 @@ a process; across processes the upsert keys keep the rows single.
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from shared.time import Clock, utc_now
 from whoop_service.db.records import RecordRepository
 from whoop_service.domain import DATA_TYPES, SyncState
-from whoop_service.errors import WhoopNeedsReauth, WhoopNotConnected
+from whoop_service.errors import WhoopNeedsReauth, WhoopNotConnected, WhoopUnavailable
 from whoop_service.sync import mapping
 from whoop_service.sync.plan import SyncPolicy, Window, plan_window
 from whoop_service.whoop.budget import BudgetExhausted
@@ -112,7 +113,14 @@ class SyncEngine:
         lock = self._locks.get(user_id)
         if lock is None:
             lock = self._locks[user_id] = asyncio.Lock()
-        async with lock:
+        wait_s = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            # Another sync of this user (a job waiting on the budget) must not outlast a deadline.
+            async with asyncio.timeout(wait_s):
+                await lock.acquire()
+        except TimeoutError:
+            raise BudgetExhausted(wait_s or 0.0) from None
+        try:
             report = SyncReport(user_id)
             for kind in data_types:
                 report.types[kind] = await self._sync_type(
@@ -126,6 +134,8 @@ class SyncEngine:
                 records={k: r.records for k, r in report.types.items()},
             )
             return report
+        finally:
+            lock.release()
 
     async def _sync_type(
         self,
@@ -169,7 +179,7 @@ class SyncEngine:
                     await session.commit()
         except (WhoopNotConnected, WhoopNeedsReauth):
             raise
-        except (WhoopError, BudgetExhausted) as exc:
+        except (WhoopError, BudgetExhausted, WhoopUnavailable) as exc:
             result.status = "partial" if result.api_calls else "failed"
             result.error = error_code(exc)
             log.warning(
@@ -198,7 +208,7 @@ class SyncEngine:
                     kind != "recovery"
                 ):  # recoveries have no start of their own to bound them
                     await repo.delete_missing(
-                        kind, user_id, window.start, window.end, seen
+                        kind, user_id, window.start, window.end, seen, stored_before=now
                     )
                 if window.incremental:
                     watermark = max(filter(None, (watermark, window.end)))

@@ -211,3 +211,30 @@ async def test_an_explicit_range_syncs_only_that_range(harness):
         )
         + body["synced"]["cycle"]
     )
+
+
+async def test_rows_stored_after_a_sync_began_are_not_deleted_by_it(harness):
+    from whoop_service.db.records import RecordRepository
+
+    await connect(harness)
+    sync_start = harness.clock.now + timedelta(minutes=1)  # a later sync than the first
+    rows = await stored(harness, "workout")
+    newer = {
+        **rows[0],
+        "id": "00000000-0000-4000-8000-00000000beef",
+        "synced_at": sync_start + timedelta(seconds=1),
+    }
+    async with harness.app.state.sessions() as session:
+        repo = RecordRepository(session)
+        await repo.upsert("workout", [newer])
+        deleted = await repo.delete_missing(
+            "workout",
+            "user-1",
+            sync_start - timedelta(days=30),
+            sync_start + timedelta(days=1),
+            keep=set(),
+            stored_before=sync_start,
+        )
+        await session.commit()
+    assert deleted == len(rows), "every older row not seen went"
+    assert [r["id"] for r in await stored(harness, "workout")] == [newer["id"]]
