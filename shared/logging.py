@@ -112,13 +112,30 @@ def redact_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDic
     return dict(out)
 
 
+def summarize_exception(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Keep an exception's type, never its traceback (CONTRACT.md §4: no stack trace in a log).
+
+    Tracebacks carry local values (tokens, bodies) and upstream messages; the type, the stable
+    event name and the request id are enough to find the failure again.
+    """
+    exc_info = event_dict.pop("exc_info", None)
+    for key in ("exception", "stack"):
+        event_dict.pop(key, None)
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    exc = exc_info[1] if isinstance(exc_info, tuple) else exc_info
+    if isinstance(exc, BaseException):
+        event_dict.setdefault("error_type", type(exc).__name__)
+    return event_dict
+
+
 def _shared_processors() -> list[Processor]:
     return [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.format_exc_info,
+        summarize_exception,
         redact_secrets,
     ]
 
@@ -128,9 +145,7 @@ def configure_logging(level: str = "info", *, json: bool = False) -> None:
     renderer: Processor = (
         structlog.processors.JSONRenderer()
         if json
-        else structlog.dev.ConsoleRenderer(
-            colors=False, exception_formatter=structlog.dev.plain_traceback
-        )
+        else structlog.dev.ConsoleRenderer(colors=False)
     )
     numeric_level = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(

@@ -149,7 +149,14 @@ async def _start(
     app.state.sync_engine = sync_engine
     app.state.reader = DataReader(sessions, sync_engine, clock=overrides.clock)
     app.state.clock = overrides.clock
-    handlers = JobHandlers(sessions, whoop, tokens, sync_engine, clock=overrides.clock)
+    handlers = JobHandlers(
+        sessions,
+        whoop,
+        tokens,
+        sync_engine,
+        clock=overrides.clock,
+        run_limit_s=settings.job_lease_s * 0.8,
+    )
     worker = Worker(
         sessions,
         handlers,

@@ -53,6 +53,8 @@ def test_log_lines_from_structlog_and_stdlib_are_redacted_json(capsys):
     err = capsys.readouterr().err
     assert ACCESS not in err
     assert "r-secret" not in err
+    assert "Traceback" not in err, "no stack trace is ever written to a log"
+    assert '"error_type": "RuntimeError"' in err
     lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     events = {line["event"] for line in lines}
     assert {"whoop.token.refreshed", "whoop.call_failed"} <= events

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,12 +40,18 @@ class JobHandlers:
         engine: SyncEngine,
         *,
         clock: Clock = utc_now,
+        run_limit_s: float = 240.0,
     ) -> None:
         self._sessions = sessions
         self._client = client
         self._tokens = tokens
         self._engine = engine
         self._clock = clock
+        # A job's WHOOP work ends inside its lease, so no other worker claims it while it runs.
+        self._run_limit_s = run_limit_s
+
+    def _deadline(self) -> float:
+        return time.monotonic() + self._run_limit_s
 
     async def run(self, job: Job) -> str:
         if job.kind == "webhook":
@@ -63,7 +70,7 @@ class JobHandlers:
         if conn is None or conn.status is not ConnectionStatus.CONNECTED:
             return "not_connected"
         report = await self._engine.sync_user(
-            user_id, data_types=data_types, priority=priority
+            user_id, data_types=data_types, priority=priority, deadline=self._deadline()
         )
         if report.status != "success":
             raise RetryLater(f"sync_{report.status}")
@@ -110,6 +117,7 @@ class JobHandlers:
                 self._tokens,
                 user_id,
                 priority=Priority.WEBHOOK,
+                deadline=self._deadline(),
             )
         except WhoopNotFound:
             return await self._delete(kind, object_id)  # gone again before we looked
@@ -125,7 +133,12 @@ class JobHandlers:
         # v2 recovery events carry the sleep's id: sleep → its cycle → the cycle's recovery.
         try:
             sleep = await self._client.fetch_one(
-                "sleep", sleep_id, self._tokens, user_id, priority=Priority.WEBHOOK
+                "sleep",
+                sleep_id,
+                self._tokens,
+                user_id,
+                priority=Priority.WEBHOOK,
+                deadline=self._deadline(),
             )
             recovery = await self._client.fetch_one(
                 "recovery_for_cycle",
@@ -133,6 +146,7 @@ class JobHandlers:
                 self._tokens,
                 user_id,
                 priority=Priority.WEBHOOK,
+                deadline=self._deadline(),
             )
         except WhoopNotFound:
             return "not_found"
