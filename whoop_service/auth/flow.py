@@ -155,6 +155,11 @@ class ConnectFlow:
                 await repo.delete_connection(
                     linked.user_id
                 )  # that grant is dead; a new owner
+            previous = await repo.get_connection(owner)
+            records = RecordRepository(session)
+            await records.adopt_account(owner, profile.user_id)
+            if previous is None or previous.whoop_user_id != profile.user_id:
+                await records.reset_sync_state(owner)
             # The first sync is a job queued with the connection: durable across restarts.
             await JobRepository(session).enqueue(
                 "sync",

@@ -11,7 +11,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, Table, delete, func, select
+from sqlalchemy import RowMapping, Table, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,6 +63,32 @@ class RecordRepository:
             delete(table).where(table.c[key].in_(list(ids)))
         )
         return int(getattr(result, "rowcount", 0) or 0)
+
+    async def adopt_account(self, user_id: str, whoop_user_id: int) -> None:
+        """Give `user_id` the stored records of `whoop_user_id`, and drop its other accounts'.
+
+        Records are keyed on WHOOP's ids, so when a WHOOP account moves to another app user its
+        rows must move too; a user who switched WHOOP accounts keeps none of the old one's.
+        """
+        for table, _ in TABLES.values():
+            await self._session.execute(
+                update(table)
+                .where(
+                    table.c.whoop_user_id == whoop_user_id, table.c.user_id != user_id
+                )
+                .values(user_id=user_id)
+            )
+            await self._session.execute(
+                delete(table).where(
+                    table.c.user_id == user_id, table.c.whoop_user_id != whoop_user_id
+                )
+            )
+
+    async def reset_sync_state(self, user_id: str) -> None:
+        """Forget the user's watermarks: the next sync is a first sync again."""
+        await self._session.execute(
+            delete(t.sync_state).where(t.sync_state.c.user_id == user_id)
+        )
 
     async def delete_missing(
         self,

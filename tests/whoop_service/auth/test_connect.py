@@ -1,5 +1,6 @@
 """The connection lifecycle against the WHOOP emulator, on SQLite and PostgreSQL."""
 
+from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -188,3 +189,54 @@ async def test_internal_routes_need_the_api_key(harness):
     )
     assert resp.status_code == 401
     assert resp.json()["code"] == "invalid_api_key"
+
+
+async def user_rows(harness, table, user_id: str) -> int:
+    async with harness.app.state.sessions() as session:
+        stmt = select(func.count()).select_from(table).where(table.c.user_id == user_id)
+        return (await session.execute(stmt)).scalar_one()
+
+
+async def test_a_whoop_account_moving_to_another_user_takes_its_records(harness):
+    first = (await harness.connect("user-a")).json()
+    await harness.app.state.worker.wait_idle()
+    before = await user_rows(harness, t.cycles, "user-a")
+    assert before >= 30
+    await harness.client.delete("/internal/auth/user-a")  # keeps the data
+    moved = await harness.connect("user-b", sandbox_user_id=str(first["whoop_user_id"]))
+    assert moved.status_code == 200
+    await harness.app.state.worker.wait_idle()
+    assert await user_rows(harness, t.cycles, "user-a") == 0
+    assert await user_rows(harness, t.cycles, "user-b") == before
+    today = harness.clock.now.date()
+    days = (
+        await harness.client.get(
+            "/internal/data/daily/user-b",
+            params={"start_date": str(today - timedelta(days=5))},
+        )
+    ).json()["days"]
+    assert days[0]["cycle"] is not None
+
+
+async def test_switching_whoop_accounts_drops_the_old_accounts_records(harness):
+    await harness.connect("user-a")
+    await harness.app.state.worker.wait_idle()
+    old_cycles = await user_rows(harness, t.cycles, "user-a")
+    other = harness.whoop.add_user(history_days=5)
+    resp = await harness.connect("user-a", sandbox_user_id=str(other.user_id))
+    assert resp.status_code == 200
+    await harness.app.state.worker.wait_idle()
+    async with harness.app.state.sessions() as session:
+        accounts = (
+            (
+                await session.execute(
+                    select(t.cycles.c.whoop_user_id)
+                    .where(t.cycles.c.user_id == "user-a")
+                    .distinct()
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert accounts == [other.user_id]
+    assert 0 < await user_rows(harness, t.cycles, "user-a") < old_cycles
