@@ -16,8 +16,10 @@ import structlog
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from gateway.auth import CallerDep, check_user_access
+from gateway.auth import Caller, CallerDep, check_user_access
 from gateway.deps import SettingsDep, WhoopServiceDep
+from gateway.settings import GatewaySettings
+from gateway.whoop_service_client import WhoopServiceClient
 from shared.errors import AppError
 from shared.params import UserIdPath
 
@@ -33,9 +35,8 @@ async def connect(
     settings: SettingsDep,
 ) -> Any:
     """`{authorization_url, state, expires_at}`: open the URL to approve WHOOP access."""
-    check_user_access(caller, user_id)
-    return await whoop.call(
-        "POST", f"/internal/auth/connect/{user_id}", deadline=_deadline(settings)
+    return await _relay(
+        caller, user_id, whoop, settings, "POST", f"/internal/auth/connect/{user_id}"
     )
 
 
@@ -72,9 +73,8 @@ async def status(
     settings: SettingsDep,
 ) -> Any:
     """Connection state, scopes and per-type sync status."""
-    check_user_access(caller, user_id)
-    return await whoop.call(
-        "GET", f"/internal/auth/status/{user_id}", deadline=_deadline(settings)
+    return await _relay(
+        caller, user_id, whoop, settings, "GET", f"/internal/auth/status/{user_id}"
     )
 
 
@@ -86,9 +86,8 @@ async def sync(
     settings: SettingsDep,
 ) -> Any:
     """Pull to refresh: sync now, within the rate budget and the request deadline."""
-    check_user_access(caller, user_id)
-    return await whoop.call(
-        "POST", f"/internal/sync/{user_id}", deadline=_deadline(settings)
+    return await _relay(
+        caller, user_id, whoop, settings, "POST", f"/internal/sync/{user_id}"
     )
 
 
@@ -103,17 +102,33 @@ async def disconnect(
     ] = False,
 ) -> Any:
     """Revoke access at WHOOP and forget the tokens (and, if asked, the data)."""
-    check_user_access(caller, user_id)
-    return await whoop.call(
+    return await _relay(
+        caller,
+        user_id,
+        whoop,
+        settings,
         "DELETE",
         f"/internal/auth/{user_id}",
         params={"delete_data": "true" if delete_data else "false"},
-        deadline=_deadline(settings),
     )
 
 
 def _deadline(settings: SettingsDep) -> float:
     return time.monotonic() + settings.request_deadline_s
+
+
+async def _relay(
+    caller: Caller,
+    user_id: str,
+    whoop: WhoopServiceClient,
+    settings: GatewaySettings,
+    method: str,
+    path: str,
+    params: dict[str, str] | None = None,
+) -> Any:
+    """Check the caller may act for `user_id`, then relay to the WHOOP service."""
+    check_user_access(caller, user_id)
+    return await whoop.call(method, path, params=params, deadline=_deadline(settings))
 
 
 def _finish(settings: SettingsDep, *, ok: bool, reason: str | None) -> Response:
