@@ -1,4 +1,8 @@
-"""`Annotated` dependency aliases: the lifespan builds the objects, routes receive them."""
+"""`Annotated` dependency aliases: the lifespan builds the objects, routes receive them.
+
+Every provider is `async def`: FastAPI runs plain `def` dependencies in a thread pool, a thread
+hop per dependency per request for what is an attribute read.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +15,17 @@ from gateway.settings import GatewaySettings
 from gateway.whoop_service_client import WhoopServiceClient
 
 
-def get_settings(request: Request) -> GatewaySettings:
+async def get_settings(request: Request) -> GatewaySettings:
     settings: GatewaySettings = request.app.state.settings
     return settings
 
 
-def get_sahha(request: Request) -> SahhaClient:
+async def get_sahha(request: Request) -> SahhaClient:
     client: SahhaClient = request.app.state.sahha
     return client
 
 
-def get_whoop_service(request: Request) -> WhoopServiceClient:
+async def get_whoop_service(request: Request) -> WhoopServiceClient:
     client: WhoopServiceClient = request.app.state.whoop_service
     return client
 

@@ -1,4 +1,8 @@
-"""`Annotated` dependency aliases: the lifespan builds the objects, routes receive them."""
+"""`Annotated` dependency aliases: the lifespan builds the objects, routes receive them.
+
+Every provider is `async def`: FastAPI runs plain `def` dependencies in a thread pool, a thread
+hop per dependency per request for what is an attribute read.
+"""
 
 from __future__ import annotations
 
@@ -17,22 +21,22 @@ DEFAULT_DEADLINE_S = 10.0
 ANSWER_MARGIN_S = 0.25
 
 
-def get_connect_flow(request: Request) -> ConnectFlow:
+async def get_connect_flow(request: Request) -> ConnectFlow:
     flow: ConnectFlow = request.app.state.connect_flow
     return flow
 
 
-def get_reader(request: Request) -> DataReader:
+async def get_reader(request: Request) -> DataReader:
     reader: DataReader = request.app.state.reader
     return reader
 
 
-def get_engine(request: Request) -> SyncEngine:
+async def get_engine(request: Request) -> SyncEngine:
     engine: SyncEngine = request.app.state.sync_engine
     return engine
 
 
-def request_deadline(
+async def request_deadline(
     x_request_deadline_ms: Annotated[
         int | None,
         Header(
