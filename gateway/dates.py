@@ -12,17 +12,7 @@ MAX_DAYS = 31
 
 
 def _bad(field: str, message: str) -> ValidationFailed:
-    return ValidationFailed(
-        "The request has invalid fields.",
-        [
-            {
-                "location": "query",
-                "field": field,
-                "message": message,
-                "type": "value_error",
-            }
-        ],
-    )
+    return ValidationFailed.for_field(field, message)
 
 
 def resolve_range(

@@ -79,6 +79,28 @@ class ValidationFailed(AppError):
     def __init__(self, detail: str, errors: Sequence[Mapping[str, Any]]) -> None:
         super().__init__(detail, extra={"errors": [dict(e) for e in errors]})
 
+    @classmethod
+    def for_field(
+        cls,
+        field: str,
+        message: str,
+        *,
+        location: str = "query",
+        detail: str | None = None,
+    ) -> ValidationFailed:
+        """One bad field, in the same `errors` shape as FastAPI's own validation answers."""
+        return cls(
+            detail or "The request has invalid fields.",
+            [
+                {
+                    "location": location,
+                    "field": field,
+                    "message": message,
+                    "type": "value_error",
+                }
+            ],
+        )
+
 
 class UpstreamError(AppError):
     status_code = 502

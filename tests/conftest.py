@@ -92,6 +92,22 @@ def redis_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Any]:
+    """A client of the test Redis (reachable, or the test is skipped: a failure under CI)."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_url)
+    try:
+        await client.ping()
+    except Exception as exc:  # the server may be gone
+        servers.unavailable(
+            f"Redis at {redis_url} is not reachable ({type(exc).__name__})"
+        )
+    yield client
+    await client.aclose()
+
+
 @asynccontextmanager
 async def running(app: FastAPI) -> AsyncIterator[FastAPI]:
     """Run `app`'s lifespan around a block (ASGITransport does not run it)."""

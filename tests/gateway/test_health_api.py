@@ -2,25 +2,15 @@
 emulator, all over ASGI, with faults injected at the transport."""
 
 import time
-from contextlib import AsyncExitStack
 from datetime import date, timedelta
 
 import pytest
 
-from tests.gateway.harness import make_stack, token_for
+from tests.gateway.harness import token_for
 from tests.whoop_service.test_reads import expected_days
 
 USER = "7f1c2e4a-9b8d-4c6e-a1f2-3d4e5f6a7b8c"
 DAY = date(2026, 11, 17)  # three days before the emulators' clock: everything is scored
-
-
-@pytest.fixture
-async def stack(tmp_path, request):
-    settings = getattr(request, "param", {})
-    async with AsyncExitStack() as s:
-        yield await make_stack(
-            s, f"sqlite+aiosqlite:///{tmp_path}/w.db", tmp_path, **settings
-        )
 
 
 async def connect(stack, tz="-04:00") -> int:

@@ -1,21 +1,9 @@
 """Connecting, syncing and disconnecting WHOOP through the gateway, and the webhook relay."""
 
-from contextlib import AsyncExitStack
-
 import httpx2
 import pytest
 
-from tests.gateway.harness import make_stack
 from tests.gateway.test_health_api import USER, connect
-
-
-@pytest.fixture
-async def stack(tmp_path, request):
-    settings = getattr(request, "param", {})
-    async with AsyncExitStack() as s:
-        yield await make_stack(
-            s, f"sqlite+aiosqlite:///{tmp_path}/w.db", tmp_path, **settings
-        )
 
 
 async def test_connect_end_to_end_then_status_sync_and_disconnect(stack):

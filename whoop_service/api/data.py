@@ -29,17 +29,7 @@ ForceRefresh = Annotated[
 
 
 def _bad(field: str, message: str) -> ValidationFailed:
-    return ValidationFailed(
-        "The request has invalid fields.",
-        [
-            {
-                "location": "query",
-                "field": field,
-                "message": message,
-                "type": "value_error",
-            }
-        ],
-    )
+    return ValidationFailed.for_field(field, message)
 
 
 @router.get("/daily/{user_id}")

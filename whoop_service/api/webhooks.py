@@ -50,16 +50,8 @@ async def whoop_webhook(request: Request) -> JSONResponse:
     try:
         event = parse_event(body)
     except EventMalformed as exc:
-        raise ValidationFailed(
-            "The webhook is not a WHOOP event.",
-            [
-                {
-                    "location": "body",
-                    "field": "",
-                    "message": str(exc),
-                    "type": "value_error",
-                }
-            ],
+        raise ValidationFailed.for_field(
+            "", str(exc), location="body", detail="The webhook is not a WHOOP event."
         ) from None
     clock = request.app.state.clock
     async with request.app.state.sessions() as session:

@@ -4,7 +4,6 @@ import uuid
 from datetime import UTC, date, datetime
 
 import pytest
-from redis.asyncio import Redis
 
 from gateway.sahha.cache import CachedDays, CacheKey, MemorySahhaCache, RedisSahhaCache
 from gateway.sahha.days import SahhaDay
@@ -63,19 +62,6 @@ async def test_memory_cache_evicts_the_least_recently_used():
 def test_ttls_must_be_ordered():
     with pytest.raises(ValueError, match="ttl_s"):
         MemorySahhaCache(ttl_s=120, stale_ttl_s=60)
-
-
-@pytest.fixture
-async def redis(redis_url):
-    client = Redis.from_url(redis_url)
-    try:
-        await client.ping()
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        from tests.servers import unavailable
-
-        unavailable(f"Redis at {redis_url} is not reachable ({type(exc).__name__})")
-    yield client
-    await client.aclose()
 
 
 @pytest.mark.redis

@@ -4,26 +4,12 @@ import time
 import uuid
 
 import pytest
-from redis.asyncio import Redis
 
 from whoop_service.whoop.budget import BudgetExhausted
 from whoop_service.whoop.ratelimit import BudgetLimits, Priority
 from whoop_service.whoop.redis_budget import RedisBudget
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-async def redis(redis_url):
-    client = Redis.from_url(redis_url)
-    try:
-        await client.ping()
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        from tests.servers import unavailable
-
-        unavailable(f"Redis at {redis_url} is not reachable ({type(exc).__name__})")
-    yield client
-    await client.aclose()
 
 
 async def test_two_replicas_share_one_window(redis):
