@@ -40,6 +40,10 @@ class WhoopSettings(ServiceSettings):
         default_factory=list
     )
     webhook_tolerance_s: int = Field(300, ge=1)
+    # How long changes announced by webhooks wait before one sync fetches them together. WHOOP
+    # announces a record when it is created and again when it is scored; a second event runs the
+    # batch 2 minutes later, so the wait mostly spans the scoring. 0 fetches at once.
+    webhook_settle_s: int = Field(3600, ge=0, le=86_400)
     # How old each type's data may be before a read syncs it first (minutes).
     whoop_freshness_minutes: Annotated[dict[str, int], NoDecode] = Field(
         default_factory=lambda: {

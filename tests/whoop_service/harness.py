@@ -36,7 +36,8 @@ def service_settings(database_url: str, var_dir, **overrides) -> WhoopSettings:
         whoop_api_base_url=f"{WHOOP_HOST}/developer",
         whoop_oauth_base_url=f"{WHOOP_HOST}/oauth/oauth2",
         whoop_redirect_uri="http://127.0.0.1:8000/api/v1/whoop/callback",
-        **({"scheduler_enabled": False} | overrides),
+        # Tests see a webhook's record at once unless they ask for batching (webhook_settle_s).
+        **({"scheduler_enabled": False, "webhook_settle_s": 0} | overrides),
     )
 
 
@@ -52,6 +53,7 @@ class Harness:
     stack: AsyncExitStack
     apps: list[FastAPI]
     clients: list[httpx2.AsyncClient]
+    service_overrides: dict[str, object]
 
     @property
     def app(self) -> FastAPI:
@@ -64,7 +66,7 @@ class Harness:
     async def add_instance(self) -> tuple[FastAPI, httpx2.AsyncClient]:
         """Another service instance (its own engine, clients and locks) on the same database."""
         app = create_app(
-            service_settings(self.database_url, self.var_dir),
+            service_settings(self.database_url, self.var_dir, **self.service_overrides),
             whoop_transport=httpx2.ASGITransport(app=self.whoop_app),
             clock=self.clock,
         )
@@ -128,7 +130,11 @@ class LateTransport(httpx2.AsyncBaseTransport):
 
 
 async def make_harness(
-    stack: AsyncExitStack, database_url: str, var_dir, **whoop_settings
+    stack: AsyncExitStack,
+    database_url: str,
+    var_dir,
+    service_overrides: dict[str, object] | None = None,
+    **whoop_settings,
 ) -> Harness:
     clock = MutableClock()
     webhooks = LateTransport()
@@ -151,6 +157,7 @@ async def make_harness(
         stack=stack,
         apps=[],
         clients=[],
+        service_overrides=service_overrides or {},
     )
     await harness.add_instance()
     webhooks.app = harness.app

@@ -7,9 +7,9 @@ job whose worker died is claimed again once `locked_until` has passed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
@@ -17,6 +17,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from whoop_service.db import tables as t
+
+# A batch names at most this many records (a bulk import is synced by window, not by id).
+MAX_BATCH_RECORDS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +105,103 @@ class JobRepository:
             stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
         result = await self._session.execute(stmt)
         return bool(getattr(result, "rowcount", 0))
+
+    async def batch_changes(
+        self,
+        user_id: str,
+        data_types: Sequence[str],
+        record: str,
+        *,
+        priority: int,
+        now: datetime,
+        settle: timedelta,
+        repeat_settle: timedelta,
+    ) -> None:
+        """Add a change to the user's queued batch sync, or start one that runs after `settle`.
+
+        WHOOP announces a record when it is created and again when it is scored; a second event
+        for a record already in the batch means its final version is there, so the batch runs
+        `repeat_settle` after it instead. One batch is queued per user (its `dedupe_key`); once it
+        runs, the key passes to the next batch.
+        """
+        key = f"changes:{user_id}"
+        for _ in range(2):
+            pick = select(t.jobs.c.id, t.jobs.c.payload, t.jobs.c.run_after).where(
+                t.jobs.c.dedupe_key == key, t.jobs.c.status == "queued"
+            )
+            if self._dialect == "postgresql":
+                pick = pick.with_for_update()
+            row = (await self._session.execute(pick)).first()
+            if row is not None:
+                payload = dict(row.payload)
+                records = list(payload.get("records", []))
+                wait = repeat_settle if record in records else settle
+                payload["data_types"] = sorted(
+                    {*payload.get("data_types", []), *data_types}
+                )
+                if record not in records and len(records) < MAX_BATCH_RECORDS:
+                    records.append(record)
+                payload["records"] = records
+                await self._session.execute(
+                    update(t.jobs)
+                    .where(t.jobs.c.id == row.id)
+                    .values(
+                        payload=payload,
+                        run_after=min(row.run_after, now + wait),
+                        updated_at=now,
+                    )
+                )
+                return
+            # The previous batch is running or finished: the key moves to a new one.
+            await self._session.execute(
+                update(t.jobs)
+                .where(t.jobs.c.dedupe_key == key, t.jobs.c.status != "queued")
+                .values(dedupe_key=None)
+            )
+            created = await self.enqueue(
+                "sync",
+                {"data_types": sorted(set(data_types)), "records": [record]},
+                priority=priority,
+                now=now,
+                run_after=now + settle,
+                user_id=user_id,
+                dedupe_key=key,
+            )
+            if created:
+                return
+            # Another worker created the batch in the meantime: join it.
+
+    async def batch_types(self, user_id: str) -> list[str]:
+        """The types the user's queued webhook batch has yet to fetch."""
+        stmt = select(t.jobs.c.payload).where(
+            t.jobs.c.dedupe_key == f"changes:{user_id}", t.jobs.c.status == "queued"
+        )
+        payload = (await self._session.execute(stmt)).scalar_one_or_none()
+        return list(payload.get("data_types", [])) if payload else []
+
+    async def cover_batch(
+        self, user_id: str, data_types: Collection[str], synced_from: datetime
+    ) -> None:
+        """A sync that began at `synced_from` fetched `data_types`: the queued batch need not,
+        as long as nothing was added to it after that sync began."""
+        key = f"changes:{user_id}"
+        pick = select(t.jobs.c.id, t.jobs.c.payload).where(
+            t.jobs.c.dedupe_key == key,
+            t.jobs.c.status == "queued",
+            t.jobs.c.updated_at <= synced_from,
+        )
+        if self._dialect == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        row = (await self._session.execute(pick)).first()
+        if row is None:
+            return
+        # The batch still runs: a named record outside the synced window is fetched by id then.
+        left = sorted(set(row.payload.get("data_types", [])) - set(data_types))
+        await self._session.execute(
+            update(t.jobs)
+            .where(t.jobs.c.id == row.id)
+            .values(payload={**row.payload, "data_types": left})
+        )
 
     async def claim(
         self, worker: str, now: datetime, lease_until: datetime, limit: int = 1
@@ -201,20 +301,6 @@ class JobRepository:
             )
         )
         return int((await self._session.execute(stmt)).scalar_one())
-
-    async def last_event_at(self, whoop_user_ids: Sequence[int]) -> dict[int, datetime]:
-        """When each member's last webhook arrived."""
-        if not whoop_user_ids:
-            return {}
-        stmt = (
-            select(
-                t.webhook_events.c.whoop_user_id,
-                func.max(t.webhook_events.c.received_at),
-            )
-            .where(t.webhook_events.c.whoop_user_id.in_(list(whoop_user_ids)))
-            .group_by(t.webhook_events.c.whoop_user_id)
-        )
-        return {u: at for u, at in (await self._session.execute(stmt)).all()}
 
     async def take_lease(
         self, name: str, holder: str, now: datetime, until: datetime

@@ -1,9 +1,15 @@
-"""What each kind of job does. Webhook jobs fetch the one record by id; sync jobs sync a user."""
+"""What each kind of job does.
+
+A `*.updated` webhook adds its record to the user's batch, which syncs the announced types together
+once the changes settle (one request per type, however many events); a `*.deleted` one deletes at
+once. A sync job syncs a user; a batch then fetches by id any named record its window missed.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -18,11 +24,22 @@ from whoop_service.db.records import RecordRepository
 from whoop_service.domain import DATA_TYPES, ConnectionStatus
 from whoop_service.sync import mapping
 from whoop_service.sync.engine import SyncEngine
+from whoop_service.sync.plan import plan_window
 from whoop_service.whoop.client import TokenSource, WhoopClient
 from whoop_service.whoop.errors import WhoopNotFound
 from whoop_service.whoop.ratelimit import Priority
 
 log = structlog.get_logger()
+
+# What a `*.updated` webhook asks the user's batch to sync. A recovery starts a new cycle and
+# closes the last one (its final strain); WHOOP sends no cycle webhooks.
+BATCH_TYPES: dict[str, tuple[str, ...]] = {
+    "sleep": ("sleep",),
+    "recovery": ("recovery", "cycle"),
+    "workout": ("workout",),
+}
+# A record's second event (its score) runs the batch this soon.
+REPEAT_SETTLE = timedelta(minutes=2)
 
 
 class RetryLater(Exception):
@@ -41,6 +58,7 @@ class JobHandlers:
         *,
         clock: Clock = utc_now,
         run_limit_s: float = 240.0,
+        settle: timedelta = timedelta(hours=1),
     ) -> None:
         self._sessions = sessions
         self._client = client
@@ -49,6 +67,8 @@ class JobHandlers:
         self._clock = clock
         # A job's WHOOP work ends inside its lease, so no other worker claims it while it runs.
         self._run_limit_s = run_limit_s
+        # How long changes announced by webhooks wait, to be fetched together.
+        self._settle = settle
 
     def _deadline(self) -> float:
         return time.monotonic() + self._run_limit_s
@@ -57,8 +77,12 @@ class JobHandlers:
         if job.kind == "webhook":
             return await self._webhook(job.payload)
         if job.kind == "sync" and job.user_id:
-            types = job.payload.get("data_types") or DATA_TYPES
-            return await self._sync(job.user_id, types, Priority(job.priority))
+            # A batch whose types a read's sync already fetched has none left ([]).
+            types = job.payload.get("data_types", DATA_TYPES)
+            outcome = await self._sync(job.user_id, types, Priority(job.priority))
+            if outcome == "synced" and job.payload.get("records"):
+                await self._fetch_outside_window(job.user_id, job.payload["records"])
+            return outcome
         log.error("jobs.unknown_kind", kind=job.kind)
         return "unknown_kind"
 
@@ -103,11 +127,51 @@ class JobHandlers:
         object_id = str(event["object_id"])
         if action == "deleted" and kind in ("sleep", "workout", "recovery"):
             return await self._delete(kind, object_id)
-        if action == "updated" and kind in ("sleep", "workout"):
-            return await self._fetch_and_store(conn.user_id, kind, object_id)
-        if action == "updated" and kind == "recovery":
-            return await self._fetch_recovery(conn.user_id, object_id)
+        if action == "updated" and kind in BATCH_TYPES:
+            async with self._sessions() as session:
+                await JobRepository(session).batch_changes(
+                    conn.user_id,
+                    BATCH_TYPES[kind],
+                    f"{kind}:{object_id}",
+                    priority=int(Priority.WEBHOOK),
+                    now=self._clock(),
+                    settle=self._settle,
+                    repeat_settle=min(self._settle, REPEAT_SETTLE),
+                )
+                await session.commit()
+            return "batched"
         return "ignored"
+
+    async def _fetch_outside_window(self, user_id: str, records: Sequence[str]) -> None:
+        """Fetch by id each named record the batch's windowed sync could not have seen: one
+        not stored, or older than the window (a member editing last month's sleep)."""
+        now = self._clock()
+        parsed = [tuple(r.split(":", 1)) for r in records]
+        async with self._sessions() as session:
+            repo = RecordRepository(session)
+            states = await repo.list_sync_states(user_id)
+            starts = {
+                kind: await repo.starts_of(
+                    kind, user_id, [i for k, i in parsed if k == kind]
+                )
+                for kind in ("sleep", "workout")
+            }
+            starts["recovery"] = await repo.starts_of(
+                "sleep", user_id, [i for k, i in parsed if k == "recovery"]
+            )
+        for kind, object_id in parsed:
+            state = states.get(kind)
+            start = starts.get(kind, {}).get(object_id)
+            if state and state.watermark and start is not None:
+                window = plan_window(state.watermark, now, self._engine.policy)
+                # A recovery's cycle begins before its sleep: keep a day's margin.
+                margin = timedelta(days=1) if kind == "recovery" else timedelta(0)
+                if start >= window.start + margin:
+                    continue
+            if kind == "recovery":
+                await self._fetch_recovery(user_id, object_id)
+            else:
+                await self._fetch_and_store(user_id, kind, object_id)
 
     async def _fetch_and_store(self, user_id: str, kind: str, object_id: str) -> str:
         try:

@@ -2,8 +2,10 @@
 
 The slot is claimed through a lease row, so N replicas queue the work once. Each user's job runs at
 a moment spread over `spread`, at scheduled priority, so the slot never bursts the rate budget.
-Webhooks keep sleeps, recoveries and workouts fresh, so a user whose webhooks arrive gets only the
-cycle (WHOOP sends no cycle webhooks); a user without a webhook for a day gets every type.
+A slot syncs only the types whose last successful sync is older than `RECONCILE_AFTER`. Webhook
+batches keep sleeps, recoveries and workouts fresh, so for a member whose webhooks arrive a slot
+mostly refreshes the cycle (today's strain: WHOOP sends no cycle webhooks); a member whose webhooks
+stopped gets every type once a day, which also catches the webhooks WHOOP gave up on.
 """
 
 from __future__ import annotations
@@ -22,12 +24,27 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from shared.time import Clock, utc_now
 from whoop_service.db.connections import ConnectionRepository
 from whoop_service.db.jobs import JobRepository
+from whoop_service.db.records import RecordRepository
 from whoop_service.domain import DATA_TYPES
 from whoop_service.whoop.ratelimit import Priority
 
 log = structlog.get_logger()
 
-QUIET = timedelta(days=1)
+RECONCILE_AFTER = {
+    "cycle": timedelta(hours=12),
+    "recovery": timedelta(hours=30),
+    "sleep": timedelta(hours=30),
+    "workout": timedelta(hours=30),
+}
+
+
+def due_types(last_success: dict[str, datetime | None], now: datetime) -> list[str]:
+    """Pure: the types a slot syncs for a user, given when each last synced successfully."""
+    return [
+        kind
+        for kind in DATA_TYPES
+        if (at := last_success.get(kind)) is None or now - at >= RECONCILE_AFTER[kind]
+    ]
 
 
 def due_slots(slots: Sequence[str], now: datetime, grace: timedelta) -> list[datetime]:
@@ -54,6 +71,7 @@ class Scheduler:
         spread: timedelta = timedelta(minutes=30),
         grace: timedelta = timedelta(minutes=50),
         on_queued: Callable[[], None] | None = None,
+        poll_everything: bool = False,
     ) -> None:
         self._sessions = sessions
         self._slots = list(slots)
@@ -61,6 +79,8 @@ class Scheduler:
         self._spread = spread
         self._grace = grace
         self._on_queued = on_queued
+        # Every type for every user at every slot: the seed design, kept for the benchmark.
+        self.poll_everything = poll_everything
         self.holder = f"{socket.gethostname()[:40]}:{uuid.uuid4().hex[:8]}"
 
     async def tick(self) -> int:
@@ -82,16 +102,19 @@ class Scheduler:
             ):
                 return 0  # another replica has this slot
             users = await ConnectionRepository(session).list_connected()
-            heard = await jobs.last_event_at([w for _, w in users])
+            synced = await RecordRepository(session).last_successes()
             queued = 0
-            for i, (user_id, whoop_user) in enumerate(users):
-                quiet = (
-                    now - heard.get(whoop_user, datetime.min.replace(tzinfo=now.tzinfo))
-                    > QUIET
+            for i, (user_id, _) in enumerate(users):
+                types = (
+                    list(DATA_TYPES)
+                    if self.poll_everything
+                    else due_types(synced.get(user_id, {}), now)
                 )
+                if not types:
+                    continue
                 queued += await jobs.enqueue(
                     "sync",
-                    {"data_types": list(DATA_TYPES) if quiet else ["cycle"]},
+                    {"data_types": types},
                     priority=int(Priority.SCHEDULED),
                     now=now,
                     run_after=slot + self._spread * (i / max(1, len(users))),

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -37,6 +39,7 @@ class Worker:
         poll_s: float = 1.0,
         backoff: timedelta = timedelta(seconds=30),
         concurrency: int = 4,
+        record_retry_s: float = 0.5,
     ) -> None:
         self._sessions = sessions
         self._handlers = handlers
@@ -44,6 +47,7 @@ class Worker:
         self._lease = lease
         self._poll_s = poll_s
         self._backoff = backoff
+        self._record_retry_s = record_retry_s
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self.worker_id = f"{socket.gethostname()[:40]}:{uuid.uuid4().hex[:8]}"
@@ -130,11 +134,9 @@ class Worker:
         except Exception as exc:
             await self._failed(job, exc)
             return
-        async with self._sessions() as session:
-            kept = await JobRepository(session).complete(
-                job.id, self.worker_id, self._clock()
-            )
-            await session.commit()
+        kept = await self._record(
+            job, lambda jobs: jobs.complete(job.id, self.worker_id, self._clock())
+        )
         self.processed += 1
         log.info(
             "jobs.done", job_id=job.id, kind=job.kind, outcome=outcome, lease_kept=kept
@@ -149,9 +151,9 @@ class Worker:
         error = (
             str(exc) if exc.__class__.__name__ == "RetryLater" else type(exc).__name__
         )
-        async with self._sessions() as session:
-            await JobRepository(session).fail(job, self.worker_id, error, now, retry_at)
-            await session.commit()
+        await self._record(
+            job, lambda jobs: jobs.fail(job, self.worker_id, error, now, retry_at)
+        )
         log.warning(
             "jobs.failed",
             job_id=job.id,
@@ -160,3 +162,30 @@ class Worker:
             error=error,
             dead=retry_at is None,
         )
+
+    async def _record(
+        self, job: Job, write: Callable[[JobRepository], Awaitable[Any]]
+    ) -> Any:
+        """Write a job's outcome, retrying while the database is away. Past the lease another
+        worker owns the job, so the write is dropped then (the job runs again after the lease)."""
+        give_up = time.monotonic() + self._lease.total_seconds()
+        delay = self._record_retry_s
+        while True:
+            try:
+                async with self._sessions() as session:
+                    result = await write(JobRepository(session))
+                    await session.commit()
+                    return result
+            except Exception as exc:
+                if time.monotonic() + delay > give_up:
+                    log.error(
+                        "jobs.record_failed",
+                        job_id=job.id,
+                        error_type=type(exc).__name__,
+                    )
+                    return None
+                log.warning(
+                    "jobs.record_retry", job_id=job.id, error_type=type(exc).__name__
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)

@@ -20,6 +20,7 @@ import structlog
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from shared.time import Clock, utc_now
+from whoop_service.db.jobs import JobRepository
 from whoop_service.db.records import RecordRepository
 from whoop_service.domain import DATA_TYPES, SyncState
 from whoop_service.errors import WhoopNeedsReauth, WhoopNotConnected, WhoopUnavailable
@@ -94,6 +95,7 @@ class SyncEngine:
         self._client = client
         self._tokens = tokens
         self._clock = clock
+        self.clock = clock  # the service's clock, for callers that judge freshness
         self.policy = policy or SyncPolicy()
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
@@ -121,11 +123,18 @@ class SyncEngine:
         except TimeoutError:
             raise BudgetExhausted(wait_s or 0.0) from None
         try:
+            began = self._clock()
             report = SyncReport(user_id)
             for kind in data_types:
                 report.types[kind] = await self._sync_type(
                     user_id, kind, start, end, priority, deadline
                 )
+            done = [k for k, r in report.types.items() if r.status == "success"]
+            if done and start is None and end is None:
+                # What this sync fetched, a queued webhook batch need not fetch again.
+                async with self._sessions() as session:
+                    await JobRepository(session).cover_batch(user_id, done, began)
+                    await session.commit()
             log.info(
                 "whoop.sync.done",
                 user_id=user_id,

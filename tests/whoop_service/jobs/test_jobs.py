@@ -1,10 +1,12 @@
 """The job table and the slot scheduler, on SQLite and PostgreSQL."""
 
 import asyncio
+from contextlib import AsyncExitStack
 from datetime import timedelta
 
 from sqlalchemy import select
 
+from tests.whoop_service.harness import make_harness
 from tests.whoop_service.sync.test_sync import connect
 from whoop_service.db import tables as t
 from whoop_service.db.jobs import JobRepository
@@ -12,26 +14,28 @@ from whoop_service.jobs.scheduler import Scheduler, due_slots
 from whoop_service.jobs.worker import Worker
 
 
+async def add_strangers(session, now, n: int) -> None:
+    """Webhook jobs for unknown members (no WHOOP call), in the caller's transaction."""
+    repo = JobRepository(session)
+    for i in range(n):
+        trace = f"stranger-{i}"
+        await repo.add_event(trace, 900_000 + i, "sleep.updated", "x", now)
+        await repo.enqueue(
+            "webhook",
+            {
+                "whoop_user_id": 900_000 + i,
+                "object_id": "x",
+                "type": "sleep.updated",
+                "trace_id": trace,
+            },
+            priority=1,
+            now=now,
+        )
+
+
 async def enqueue_strangers(harness, n: int) -> None:
-    """Webhook jobs for unknown members: cheap to run, no WHOOP call."""
     async with harness.app.state.sessions() as session:
-        repo = JobRepository(session)
-        for i in range(n):
-            trace = f"stranger-{i}"
-            await repo.add_event(
-                trace, 900_000 + i, "sleep.updated", "x", harness.clock.now
-            )
-            await repo.enqueue(
-                "webhook",
-                {
-                    "whoop_user_id": 900_000 + i,
-                    "object_id": "x",
-                    "type": "sleep.updated",
-                    "trace_id": trace,
-                },
-                priority=1,
-                now=harness.clock.now,
-            )
+        await add_strangers(session, harness.clock.now, n)
         await session.commit()
 
 
@@ -66,9 +70,10 @@ async def test_two_workers_on_one_database_run_every_job_once(harness):
 
 
 async def test_a_dead_workers_job_is_claimed_again_after_its_lease(harness):
-    await enqueue_strangers(harness, 1)
     now = harness.clock.now
     async with harness.app.state.sessions() as session:
+        # Queued and claimed in one transaction: the harness's own worker cannot get it first.
+        await add_strangers(session, now, 1)
         [job] = await JobRepository(session).claim(
             "crashed-worker", now, now + timedelta(minutes=5)
         )
@@ -129,12 +134,12 @@ async def test_a_slot_is_queued_once_across_replicas_and_spread(harness):
     second, _ = await harness.add_instance()
     await connect(harness, "user-1")
     await connect(harness, "user-2")
+    harness.clock.advance(hours=31)
+    # A webhook batch (fetched at once in tests) keeps user-1's workouts fresh.
     await harness.whoop.send_webhook(
-        harness.whoop.records("workout", 100001)[0]["user_id"],
-        "workout.updated",
-        harness.whoop.records("workout", 100001)[0]["id"],
-        trace_id="recent",
+        100001, "workout.updated", harness.whoop.records("workout", 100001)[0]["id"]
     )
+    await harness.app.state.worker.wait_idle()
     slot = harness.clock.now.strftime("%H:%M")
     schedulers = [
         Scheduler(app.state.sessions, [slot], clock=harness.clock)
@@ -155,7 +160,50 @@ async def test_a_slot_is_queued_once_across_replicas_and_spread(harness):
         j["run_after"] <= harness.clock.now + timedelta(minutes=30) for j in sync_jobs
     )
     by_user = {j["user_id"]: j["payload"]["data_types"] for j in sync_jobs}
-    assert by_user["user-1"] == ["cycle"], (
-        "webhooks arrive for user-1: only cycles to poll"
+    assert by_user["user-1"] == ["cycle", "recovery", "sleep"], (
+        "user-1's workouts came with a webhook: not polled"
     )
     assert by_user["user-2"] == ["cycle", "recovery", "sleep", "workout"]
+
+
+async def test_an_outcome_is_recorded_once_the_database_is_back(database_url, tmp_path):
+    """A job that finished while the database was away is not left `running` until its lease."""
+    async with AsyncExitStack() as stack:
+        harness = await make_harness(
+            stack, database_url, tmp_path, service_overrides={"worker_enabled": False}
+        )
+        await _outcome_recorded_after_outage(harness)
+
+
+async def _outcome_recorded_after_outage(harness) -> None:
+    sessions = harness.app.state.sessions
+    away = {"calls": 0}
+
+    def flaky_sessions():
+        if away["calls"] > 0:
+            away["calls"] -= 1
+            raise ConnectionRefusedError("the database went away")
+        return sessions()
+
+    class Handlers:
+        ran = 0
+
+        async def run(self, job):
+            Handlers.ran += 1
+            away["calls"] = 2  # the next two writes fail
+            return "ran"
+
+    async with sessions() as session:
+        await JobRepository(session).enqueue(
+            "sync", {}, priority=1, now=harness.clock.now, user_id="nobody"
+        )
+        await session.commit()
+    worker = Worker(
+        flaky_sessions, Handlers(), clock=harness.clock, record_retry_s=0.01
+    )
+    await worker.run_once()
+    [row] = [j for j in await jobs(harness) if j["user_id"] == "nobody"]
+    assert Handlers.ran == 1
+    assert row["status"] == "done"
+    assert row["attempts"] == 1
+    assert away["calls"] == 0, "both failed writes were retried"

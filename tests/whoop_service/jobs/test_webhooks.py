@@ -73,7 +73,7 @@ async def test_a_signed_update_is_answered_at_once_and_stored_soon_after(harness
         return rows[sleep["id"]]["sleep_performance_percentage"] == 42.0
 
     await eventually(updated)
-    assert await eventually(lambda: outcome(harness, "t-1")) == "stored"
+    assert await eventually(lambda: outcome(harness, "t-1")) == "batched"
 
 
 async def test_a_recovery_update_arrives_through_its_sleeps_cycle(harness):
