@@ -55,6 +55,10 @@ class CircuitBreaker:
         self._opened_at = None
         self._trial_running = False
 
+    def abandon(self) -> None:
+        """The call was cancelled before it had an outcome: free the trial slot, count nothing."""
+        self._trial_running = False
+
     def record_failure(self) -> None:
         self._trial_running = False
         self._failures += 1

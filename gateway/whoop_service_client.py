@@ -178,6 +178,9 @@ class WhoopServiceClient:
             self.breaker.record_failure()
             log.warning("whoop_service.unreachable", error_type=type(exc).__name__)
             raise _Failed("unavailable") from None
+        except BaseException:  # cancelled (the caller went away): no outcome to record
+            self.breaker.abandon()
+            raise
         if resp.status_code >= 500:
             self.breaker.record_failure()
             log.warning("whoop_service.server_error", status=resp.status_code)

@@ -1,3 +1,4 @@
+import contextlib
 from datetime import date
 
 import httpx2
@@ -59,4 +60,33 @@ async def test_a_spent_deadline_takes_no_trial_slot():
     day = date(2026, 11, 20)
     assert (await client.daily("u", day, day, deadline=0.0)).status == "timeout"
     assert breaker.allow(), "the trial slot is still free"
+    await http.aclose()
+
+
+async def test_a_cancelled_trial_call_frees_the_trial_slot():
+    import asyncio
+
+    clock = Clock()
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout_s=5.0, clock=clock)
+    breaker.record_failure()
+    clock.now = 6.0  # half-open
+    started = asyncio.Event()
+
+    async def hang(request: httpx2.Request) -> httpx2.Response:
+        started.set()
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    http = httpx2.AsyncClient(
+        transport=httpx2.MockTransport(hang), base_url="http://ws"
+    )
+    client = WhoopServiceClient(http, api_key="k", breaker=breaker)
+    day = date(2026, 11, 20)
+    trial = asyncio.create_task(client.daily("u", day, day))
+    await started.wait()
+    assert not breaker.allow(), "the trial call holds the slot while it runs"
+    trial.cancel()  # the caller went away mid-call
+    with contextlib.suppress(asyncio.CancelledError):
+        await trial
+    assert breaker.allow(), "a cancelled trial leaves the slot to the next call"
     await http.aclose()
