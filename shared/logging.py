@@ -7,6 +7,7 @@ callback carries a code in its query; `shared.observability` logs each request w
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -71,15 +72,24 @@ _VALUE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+# Every pattern above needs one of these; most logged values (ids, routes, times) have none.
+_MAYBE_SECRET = re.compile(r"[\s=@]|eyJ")
+
+
 def _is_secret_key(key: object) -> bool:
-    if not isinstance(key, str):
-        return False
+    return isinstance(key, str) and _is_secret_name(key)
+
+
+@functools.lru_cache(maxsize=1024)  # log keys are a small, fixed set
+def _is_secret_name(key: str) -> bool:
     norm = key.lower().replace("-", "_")
     return norm in _SECRET_KEYS or any(part in norm for part in _SECRET_KEY_PARTS)
 
 
 def scrub_text(text: str) -> str:
     """Replace token-like substrings of free text."""
+    if not _MAYBE_SECRET.search(text):
+        return text
     for pattern, replacement in _VALUE_PATTERNS:
         text = pattern.sub(replacement, text)
     return text

@@ -1,9 +1,10 @@
 import json
 import logging
 
+import pytest
 import structlog
 
-from shared.logging import REDACTED, configure_logging, redact
+from shared.logging import REDACTED, configure_logging, redact, scrub_text
 
 ACCESS = "whoop-access-token-0123456789"
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlLXZhbHVl"
@@ -66,3 +67,21 @@ def test_log_lines_from_structlog_and_stdlib_are_redacted_json(capsys):
 def test_uvicorn_access_log_is_off():
     configure_logging("info", json=False)
     assert logging.getLogger("uvicorn.access").disabled
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        JWT,  # no space, no '=': found by its 'eyJ' alone
+        "https://svc:hunter2@db.example/x",
+        "refresh_token=abcdefgh",
+        "Account\tabcdefgh12345",
+    ],
+)
+def test_each_secret_shape_passes_the_quick_check_and_is_scrubbed(text):
+    assert REDACTED in scrub_text(text)
+
+
+def test_plain_values_pass_through_untouched():
+    for text in ("/api/v1/health/{user_id}", "2026-11-22T07:57:32Z", "user-1", ""):
+        assert scrub_text(text) is text
