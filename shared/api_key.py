@@ -9,6 +9,12 @@ from fastapi import Request, Security
 from fastapi.security import APIKeyHeader
 
 from shared.errors import Unauthorized
+from shared.problems import problem_responses
+
+# For routers behind the check: a dependency cannot add a response to the OpenAPI document.
+API_KEY_RESPONSES = problem_responses(
+    401, descriptions={401: "No valid X-API-Key (`invalid_api_key`)."}
+)
 
 _header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="Internal API key"

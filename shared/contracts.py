@@ -248,3 +248,9 @@ class SyncStatusResponse(ContractModel):
         default_factory=dict,
         description="The user's queued, running, done and dead jobs.",
     )
+
+
+class WebhookReceipt(ContractModel):
+    """`POST /webhooks/whoop` (both services): the event was stored, or had been before."""
+
+    status: Literal["accepted", "duplicate"]

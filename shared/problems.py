@@ -10,13 +10,88 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import AppError
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+_SCHEMAS = "#/components/schemas/"
+# What FastAPI documents for a 422 unless told otherwise; our handler answers a problem instead.
+_FASTAPI_422 = _SCHEMAS + "HTTPValidationError"
+_MALFORMED = {400: "The body is not valid JSON."}
 
 log = structlog.get_logger()
+
+
+class ProblemFieldError(BaseModel):
+    """One bad field of a validation problem."""
+
+    location: str = Field(description="`path`, `query`, `header`, `body` or `request`.")
+    field: str
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document: how every error of both services is answered."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="A stable snake_case word naming the error.")
+    errors: list[ProblemFieldError] = Field(
+        default_factory=list, description="For validation: one entry per bad field."
+    )
+
+
+def problem_responses(
+    *statuses: int, descriptions: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries declaring that `statuses` are answered with a problem."""
+    return {
+        status: {
+            "description": (descriptions or {}).get(status, HTTPStatus(status).phrase),
+            "content": {
+                PROBLEM_CONTENT_TYPE: {"schema": {"$ref": _SCHEMAS + "Problem"}}
+            },
+        }
+        for status in statuses
+    }
+
+
+def document_problems(openapi: dict[str, Any]) -> None:
+    """Make an app's OpenAPI say what the handlers below answer, in place.
+
+    Adds the `Problem` schema; every operation that validates its input answers 422 with a
+    problem (not FastAPI's default body), and every one with a JSON body answers 400 too.
+    """
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    problem = Problem.model_json_schema(ref_template=_SCHEMAS + "{model}")
+    schemas.update(problem.pop("$defs", {}))
+    schemas["Problem"] = problem
+    for path_item in openapi.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.setdefault("responses", {})
+            if _is_fastapi_422(responses.get("422")):
+                responses["422"] = problem_responses(422)[422]
+            body = operation.get("requestBody", {}).get("content", {})
+            if "application/json" in body:
+                responses.setdefault(
+                    "400", problem_responses(400, descriptions=_MALFORMED)[400]
+                )
+            operation["responses"] = dict(sorted(responses.items()))
+    # FastAPI adds these for its own 422 body, which no operation answers with any more.
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+
+
+def _is_fastapi_422(response: dict[str, Any] | None) -> bool:
+    content = (response or {}).get("content", {}).get("application/json", {})
+    return bool(content.get("schema", {}).get("$ref") == _FASTAPI_422)
 
 
 def problem_response(

@@ -4,10 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.auth.verifier import BEARER_CHALLENGE, Caller, TokenVerifier
 from shared.errors import Forbidden, Unauthorized
+from shared.problems import problem_responses
+
+# Documents the bearer scheme in OpenAPI; the header is parsed below, more strictly than FastAPI's.
+_bearer = HTTPBearer(
+    auto_error=False, bearerFormat="JWT", description="A Supabase access token."
+)
+# For routes taking a caller and a user id: a dependency cannot add responses to OpenAPI.
+CALLER_RESPONSES = problem_responses(
+    401,
+    403,
+    descriptions={
+        401: "No valid bearer token (`missing_token`, `invalid_token`, `token_expired`).",
+        403: "The token may not act for this user (`forbidden_user`).",
+    },
+)
 
 
 def check_user_access(caller: Caller, user_id: str) -> None:
@@ -27,10 +43,11 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 async def current_caller(
-    request: Request, authorization: Annotated[str | None, Header()] = None
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
 ) -> Caller:
     """The verified caller of a public endpoint (401 without a valid bearer token)."""
-    token = bearer_token(authorization)
+    token = bearer_token(request.headers.get("authorization"))
     if token is None:
         raise Unauthorized(
             "A bearer access token is required.",

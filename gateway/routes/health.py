@@ -11,7 +11,7 @@ import structlog
 from fastapi import APIRouter, Query, Response
 
 from gateway import aggregate
-from gateway.auth import CallerDep, check_user_access
+from gateway.auth import CALLER_RESPONSES, CallerDep, check_user_access
 from gateway.dates import days_between, resolve_range
 from gateway.deps import SahhaDep, SettingsDep, WhoopServiceDep
 from gateway.sahha.client import SahhaResult
@@ -19,20 +19,23 @@ from gateway.schemas import HealthResponse, SahhaSourceOut, Sources, WhoopSource
 from gateway.whoop_service_client import WhoopResult
 from shared.errors import AppError
 from shared.params import UserIdPath
+from shared.problems import problem_responses
 from shared.time import utc_now
 
 log = structlog.get_logger()
-router = APIRouter(prefix="/api/v1/health", tags=["health"])
-
-PROBLEM_502: dict[int | str, dict[str, Any]] = {
-    502: {
-        "description": "Every connected source failed; the `sources` block says how.",
-        "content": {"application/problem+json": {}},
-    }
-}
+router = APIRouter(prefix="/api/v1/health", tags=["health"], responses=CALLER_RESPONSES)
 
 
-@router.get("/{user_id}", responses=PROBLEM_502)
+@router.get(
+    "/{user_id}",
+    responses=problem_responses(
+        502,
+        descriptions={
+            502: "Every connected source failed (`sources_unavailable`); the problem's "
+            "`sources` block says how."
+        },
+    ),
+)
 async def health(
     user_id: UserIdPath,
     caller: CallerDep,

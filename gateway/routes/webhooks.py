@@ -12,7 +12,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from gateway.deps import WhoopServiceDep
+from shared.contracts import WebhookReceipt
 from shared.errors import AppError
+from shared.problems import problem_responses
 
 router = APIRouter(tags=["webhooks"])
 
@@ -22,7 +24,25 @@ MAX_BODY_BYTES = 64 * 1024
 RELAYED_HEADERS = ("content-type", "x-whoop-signature", "x-whoop-signature-timestamp")
 
 
-@router.post("/webhooks/whoop", status_code=204)
+@router.post(
+    "/webhooks/whoop",
+    status_code=202,
+    responses={
+        202: {"model": WebhookReceipt},
+        **problem_responses(
+            401,
+            413,
+            422,
+            502,
+            descriptions={
+                401: "Unsigned, badly signed or stale (`invalid_signature`).",
+                413: "The body is over 64 KiB (`payload_too_large`).",
+                422: "Signed, but not a WHOOP event.",
+                502: "The WHOOP service is unavailable (`whoop_service_unavailable`).",
+            },
+        ),
+    },
+)
 async def whoop_webhook(request: Request, whoop: WhoopServiceDep) -> Response:
     """Relay a WHOOP webhook to the WHOOP service."""
     body = await request.body()

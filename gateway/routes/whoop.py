@@ -15,19 +15,56 @@ from urllib.parse import urlencode
 import structlog
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel
 
-from gateway.auth import Caller, CallerDep, check_user_access
+from gateway.auth import CALLER_RESPONSES, Caller, CallerDep, check_user_access
 from gateway.deps import SettingsDep, WhoopServiceDep
 from gateway.settings import GatewaySettings
 from gateway.whoop_service_client import WhoopServiceClient
+from shared.contracts import (
+    ConnectionStatusResponse,
+    ConnectResponse,
+    DisconnectResponse,
+    SyncResponse,
+)
 from shared.errors import AppError
 from shared.params import UserIdPath
+from shared.problems import problem_responses
 
 log = structlog.get_logger()
 router = APIRouter(prefix="/api/v1/whoop", tags=["whoop"])
 
+# The WHOOP service's 4xx problems are relayed as they are; its failures are the gateway's 502/504.
+RELAY_RESPONSES = CALLER_RESPONSES | problem_responses(
+    502,
+    504,
+    descriptions={
+        502: "The WHOOP service is unavailable (`whoop_service_unavailable`).",
+        504: "The WHOOP service did not answer in time (`whoop_service_timeout`).",
+    },
+)
 
-@router.post("/connect/{user_id}")
+
+def relayed(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    """The service's answer documented by its contract model (relayed as is, not re-validated)."""
+    return {200: {"model": model}} | RELAY_RESPONSES
+
+
+CALLBACK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Connected; without APP_REDIRECT_URL, a page saying so."},
+    302: {
+        "description": "Back to the app: `APP_REDIRECT_URL?status=connected`, or "
+        "`?status=error&reason=<code>`.",
+        "headers": {"Location": {"schema": {"type": "string"}}},
+    },
+    400: {
+        "description": "Not connected; without APP_REDIRECT_URL, a page saying why.",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    },
+}
+
+
+@router.post("/connect/{user_id}", responses=relayed(ConnectResponse))
 async def connect(
     user_id: UserIdPath,
     caller: CallerDep,
@@ -40,7 +77,12 @@ async def connect(
     )
 
 
-@router.get("/callback", include_in_schema=True, response_model=None)
+@router.get(
+    "/callback",
+    response_model=None,
+    response_class=HTMLResponse,
+    responses=CALLBACK_RESPONSES,
+)
 async def callback(
     whoop: WhoopServiceDep,
     settings: SettingsDep,
@@ -65,7 +107,7 @@ async def callback(
     return _finish(settings, ok=True, reason=None)
 
 
-@router.get("/status/{user_id}")
+@router.get("/status/{user_id}", responses=relayed(ConnectionStatusResponse))
 async def status(
     user_id: UserIdPath,
     caller: CallerDep,
@@ -78,7 +120,19 @@ async def status(
     )
 
 
-@router.post("/sync/{user_id}")
+@router.post(
+    "/sync/{user_id}",
+    responses=relayed(SyncResponse)
+    | problem_responses(
+        404,
+        409,
+        descriptions={
+            404: "The user has not connected WHOOP (`not_connected`).",
+            409: "WHOOP access must be granted again (`needs_reauth`), or a sync of "
+            "the user is already running (`sync_in_progress`).",
+        },
+    ),
+)
 async def sync(
     user_id: UserIdPath,
     caller: CallerDep,
@@ -91,7 +145,7 @@ async def sync(
     )
 
 
-@router.delete("/connect/{user_id}")
+@router.delete("/connect/{user_id}", responses=relayed(DisconnectResponse))
 async def disconnect(
     user_id: UserIdPath,
     caller: CallerDep,

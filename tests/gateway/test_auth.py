@@ -560,3 +560,24 @@ async def test_other_users_path_is_403(client, clock):
     response = await client.get(f"/users/{OTHER_USER}", headers=headers)
     assert response.status_code == 403
     assert response.json()["code"] == "forbidden_user"
+
+
+def test_openapi_documents_a_bearer_scheme_and_no_authorization_parameter():
+    """Found by the fuzzer: the token was an optional `authorization` header parameter."""
+    app = FastAPI()
+
+    @app.get("/me")
+    async def me(caller: CallerDep) -> dict[str, str]:
+        return {"user_id": caller.user_id}
+
+    openapi = app.openapi()
+    operation = openapi["paths"]["/me"]["get"]
+    assert "parameters" not in operation
+    [requirement] = operation["security"]
+    [scheme] = requirement
+    assert openapi["components"]["securitySchemes"][scheme] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "A Supabase access token.",
+    }

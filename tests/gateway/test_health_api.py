@@ -3,9 +3,13 @@ emulator, all over ASGI, with faults injected at the transport."""
 
 import time
 from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from gateway.main import create_app
+from gateway.settings import GatewaySettings
 from tests.gateway.harness import token_for
 from tests.whoop_service.test_reads import expected_days
 
@@ -238,3 +242,25 @@ async def test_dates_far_from_now_are_422_not_500(stack, day):
     assert resp.status_code == 422
     assert resp.json()["errors"][0]["field"] == "date"
     assert stack.service_faults.attempted == 0, "refused before any upstream call"
+
+
+def gateway_openapi(tmp_path: Path) -> dict[str, Any]:
+    return create_app(GatewaySettings(_env_file=None, var_dir=tmp_path)).openapi()
+
+
+def problem_statuses(tmp_path: Path, path: str, method: str) -> set[int]:
+    """The statuses an operation of the gateway's OpenAPI documents as problem+json answers."""
+    responses = gateway_openapi(tmp_path)["paths"][path][method]["responses"]
+    return {
+        int(status)
+        for status, response in responses.items()
+        if "application/problem+json" in response.get("content", {})
+    }
+
+
+def test_openapi_documents_the_health_problems(tmp_path: Path) -> None:
+    """Found by the fuzzer: 401 and 403 were undocumented, 502 had no schema."""
+    merged = problem_statuses(tmp_path, "/api/v1/health/{user_id}", "get")
+    assert merged == {401, 403, 422, 502}
+    sources = problem_statuses(tmp_path, "/api/v1/health/sources/{user_id}", "get")
+    assert sources == {401, 403, 422}

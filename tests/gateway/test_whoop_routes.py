@@ -1,9 +1,16 @@
 """Connecting, syncing and disconnecting WHOOP through the gateway, and the webhook relay."""
 
+from pathlib import Path
+
 import httpx2
 import pytest
 
-from tests.gateway.test_health_api import USER, connect
+from tests.gateway.test_health_api import (
+    USER,
+    connect,
+    gateway_openapi,
+    problem_statuses,
+)
 
 
 async def test_connect_end_to_end_then_status_sync_and_disconnect(stack):
@@ -141,3 +148,42 @@ async def test_webhooks_are_relayed_byte_for_byte():
     assert big.status_code == 413
     assert odd.status_code == 401
     assert len(seen) == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "model"),
+    [
+        ("post", "/api/v1/whoop/connect/{user_id}", "ConnectResponse"),
+        ("get", "/api/v1/whoop/status/{user_id}", "ConnectionStatusResponse"),
+        ("delete", "/api/v1/whoop/connect/{user_id}", "DisconnectResponse"),
+    ],
+)
+def test_openapi_documents_the_relayed_answers(
+    tmp_path: Path, method: str, path: str, model: str
+) -> None:
+    """Found by the fuzzer: only 200 and 422 were documented, 200 without a schema."""
+    assert problem_statuses(tmp_path, path, method) == {401, 403, 422, 502, 504}
+    ok = gateway_openapi(tmp_path)["paths"][path][method]["responses"]["200"]
+    schema = ok["content"]["application/json"]["schema"]
+    assert schema["$ref"] == f"#/components/schemas/{model}"
+
+
+def test_openapi_documents_the_sync_refusals(tmp_path: Path) -> None:
+    sync = problem_statuses(tmp_path, "/api/v1/whoop/sync/{user_id}", "post")
+    assert sync == {401, 403, 404, 409, 422, 502, 504}
+
+
+def test_openapi_documents_the_callback_redirect_and_the_webhook_receipt(
+    tmp_path: Path,
+) -> None:
+    """Found by the fuzzer: the callback's 302 and the relay's 202 and 401 were undocumented."""
+    openapi = gateway_openapi(tmp_path)
+    callback = openapi["paths"]["/api/v1/whoop/callback"]["get"]["responses"]
+    assert "Location" in callback["302"]["headers"]
+    assert set(callback["200"]["content"]) == {"text/html"}
+    assert "security" not in openapi["paths"]["/api/v1/whoop/callback"]["get"]
+    webhook = openapi["paths"]["/webhooks/whoop"]["post"]["responses"]
+    assert set(webhook) == {"202", "401", "413", "422", "502"}
+    assert webhook["202"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/WebhookReceipt"
+    }

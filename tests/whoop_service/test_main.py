@@ -1,3 +1,6 @@
+from pathlib import Path
+from typing import Any
+
 import httpx2
 import pytest
 
@@ -73,6 +76,38 @@ async def test_docs_openapi_and_metrics_are_served(tmp_path):
         'http_requests_total{method="GET",route="/health/live",status="200"} 1.0'
         in metrics
     )
+
+
+def problem_statuses(openapi: dict[str, Any], path: str, method: str) -> set[int]:
+    responses = openapi["paths"][path][method]["responses"]
+    return {
+        int(status)
+        for status, response in responses.items()
+        if "application/problem+json" in response.get("content", {})
+    }
+
+
+def test_openapi_documents_the_problems_each_internal_route_answers(
+    tmp_path: Path,
+) -> None:
+    """Found by the fuzzer: 401, 404, 409, 400 and 422 problems were undocumented."""
+    openapi = create_app(
+        settings_for(tmp_path, "sqlite+aiosqlite:///:memory:")
+    ).openapi()
+    internal = [
+        (path, method)
+        for path, item in openapi["paths"].items()
+        if path.startswith("/internal/")
+        for method in item
+    ]
+    assert len(internal) == 8
+    for path, method in internal:
+        assert {401, 422} <= problem_statuses(openapi, path, method), (path, method)
+    callback = problem_statuses(openapi, "/internal/auth/callback", "post")
+    assert callback == {400, 401, 409, 422, 502, 503}
+    sync = problem_statuses(openapi, "/internal/sync/{user_id}", "post")
+    assert sync == {400, 401, 404, 409, 422}
+    assert 503 in problem_statuses(openapi, "/internal/auth/connect/{user_id}", "post")
 
 
 async def test_freshness_setting_reaches_the_sync_policy(tmp_path):

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from shared.api_key import API_KEY_RESPONSES
 from shared.contracts import (
     CallbackRequest,
     CallbackResponse,
@@ -14,18 +15,37 @@ from shared.contracts import (
     DisconnectResponse,
 )
 from shared.params import UserIdPath
+from shared.problems import problem_responses
 from whoop_service.deps import ConnectFlowDep
 
-router = APIRouter(prefix="/internal/auth", tags=["auth"])
+router = APIRouter(prefix="/internal/auth", tags=["auth"], responses=API_KEY_RESPONSES)
+NOT_CONFIGURED = {503: "WHOOP credentials are not configured (`whoop_not_configured`)."}
 
 
-@router.post("/connect/{user_id}")
+@router.post(
+    "/connect/{user_id}", responses=problem_responses(503, descriptions=NOT_CONFIGURED)
+)
 async def connect(user_id: UserIdPath, flow: ConnectFlowDep) -> ConnectResponse:
     """A fresh WHOOP authorization URL for the user (single-use state, 10 minutes)."""
     return await flow.start(user_id)
 
 
-@router.post("/callback")
+@router.post(
+    "/callback",
+    responses=problem_responses(
+        400,
+        409,
+        502,
+        503,
+        descriptions={
+            400: "The state is unknown, used, expired or another user's; WHOOP refused the "
+            "code; or the member declined (the code says which).",
+            409: "The WHOOP account is connected to another user (`whoop_account_linked`).",
+            502: "WHOOP failed during the exchange (`whoop_unavailable`).",
+            **NOT_CONFIGURED,
+        },
+    ),
+)
 async def callback(body: CallbackRequest, flow: ConnectFlowDep) -> CallbackResponse:
     """Finish an authorization: exchange the code and store the connection.
 

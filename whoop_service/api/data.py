@@ -7,12 +7,13 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
+from shared.api_key import API_KEY_RESPONSES
 from shared.contracts import DailyResponse, RecordsResponse, date_in_range
 from shared.errors import ValidationFailed
 from shared.params import UserIdPath
 from whoop_service.deps import DeadlineDep, ReaderDep
 
-router = APIRouter(prefix="/internal/data", tags=["data"])
+router = APIRouter(prefix="/internal/data", tags=["data"], responses=API_KEY_RESPONSES)
 
 MAX_DAYS = 31
 MAX_RECORD_SPAN = timedelta(days=93)

@@ -3,26 +3,42 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
+from time import monotonic
 from typing import Annotated
 
 from fastapi import APIRouter, Body
 
+from shared.api_key import API_KEY_RESPONSES
 from shared.contracts import SyncRequest, SyncResponse, SyncStatusResponse
+from shared.errors import Conflict
 from shared.params import UserIdPath
-from shared.time import utc_now
+from shared.problems import problem_responses
 from whoop_service.db.connections import ConnectionRepository
 from whoop_service.db.jobs import JobRepository
 from whoop_service.db.records import RecordRepository
 from whoop_service.deps import DeadlineDep, EngineDep
 from whoop_service.domain import DATA_TYPES, ConnectionStatus
 from whoop_service.errors import WhoopNeedsReauth, WhoopNotConnected
+from whoop_service.reads import MIN_SYNC_S
 from whoop_service.sync.plan import type_statuses
+from whoop_service.whoop.budget import BudgetExhausted
 from whoop_service.whoop.ratelimit import Priority
 
-router = APIRouter(prefix="/internal/sync", tags=["sync"])
+router = APIRouter(prefix="/internal/sync", tags=["sync"], responses=API_KEY_RESPONSES)
 
 
-@router.post("/{user_id}")
+@router.post(
+    "/{user_id}",
+    responses=problem_responses(
+        404,
+        409,
+        descriptions={
+            404: "The user has not connected WHOOP (`not_connected`).",
+            409: "WHOOP access must be granted again (`needs_reauth`), or another sync "
+            "of the user outlasts the deadline (`sync_in_progress`).",
+        },
+    ),
+)
 async def sync_now(
     user_id: UserIdPath,
     engine: EngineDep,
@@ -37,24 +53,33 @@ async def sync_now(
         raise WhoopNotConnected("This user has not connected WHOOP.")
     if conn.status is ConnectionStatus.NEEDS_REAUTH:
         raise WhoopNeedsReauth("WHOOP access must be granted again.")
-    start = end = None
-    priority = Priority.INTERACTIVE
-    if request.start_date is not None:
-        # Local days reach 14 h either side of UTC: pad so every record of those days comes.
-        start = datetime.combine(request.start_date, time(0), tzinfo=UTC) - timedelta(
-            days=1
+    data_types = request.data_types or DATA_TYPES
+    if deadline - monotonic() < MIN_SYNC_S:
+        # No WHOOP call that cannot finish is started (CONTRACT.md §7), and no sync state is
+        # marked failed: nothing failed at WHOOP.
+        return SyncResponse(
+            user_id=user_id,
+            synced=dict.fromkeys(data_types, 0),
+            api_calls=0,
+            status="failed",
+            errors=dict.fromkeys(data_types, "no_time_left"),
         )
-        last = request.end_date or request.start_date
-        end = datetime.combine(last, time(0), tzinfo=UTC) + timedelta(days=2)
-        priority = Priority.BACKFILL
-    report = await engine.sync_user(
-        user_id,
-        data_types=request.data_types or DATA_TYPES,
-        start=start,
-        end=end,
-        priority=priority,
-        deadline=deadline,
-    )
+    start, end, priority = _window(request)
+    try:
+        report = await engine.sync_user(
+            user_id,
+            data_types=data_types,
+            start=start,
+            end=end,
+            priority=priority,
+            deadline=deadline,
+        )
+    except BudgetExhausted:
+        # Only the wait for the user's other sync (a job) raises it here: each type's own
+        # budget waits end in its report.
+        raise Conflict(
+            "A sync of this user is already running.", code="sync_in_progress"
+        ) from None
     return SyncResponse(
         user_id=user_id,
         synced={k: r.records for k, r in report.types.items()},
@@ -64,6 +89,19 @@ async def sync_now(
     )
 
 
+def _window(request: SyncRequest) -> tuple[datetime | None, datetime | None, Priority]:
+    """The requested days as a UTC window (none: the incremental one) and their priority."""
+    if request.start_date is None:
+        return None, None, Priority.INTERACTIVE
+    # Local days reach 14 h either side of UTC: pad so every record of those days comes.
+    start = datetime.combine(request.start_date, time(0), tzinfo=UTC) - timedelta(
+        days=1
+    )
+    last = request.end_date or request.start_date
+    end = datetime.combine(last, time(0), tzinfo=UTC) + timedelta(days=2)
+    return start, end, Priority.BACKFILL
+
+
 @router.get("/status/{user_id}")
 async def sync_status(user_id: UserIdPath, engine: EngineDep) -> SyncStatusResponse:
     """Per data type: last sync, its status, records synced, error, and whether one is due."""
@@ -71,5 +109,7 @@ async def sync_status(user_id: UserIdPath, engine: EngineDep) -> SyncStatusRespo
         states = await RecordRepository(session).list_sync_states(user_id)
         jobs = await JobRepository(session).counts(user_id)
     return SyncStatusResponse(
-        user_id=user_id, sync=type_statuses(states, utc_now(), engine.policy), jobs=jobs
+        user_id=user_id,
+        sync=type_statuses(states, engine.clock(), engine.policy),
+        jobs=jobs,
     )

@@ -6,7 +6,9 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from shared.contracts import WebhookReceipt
 from shared.errors import BadRequest, Unauthorized, ValidationFailed
+from shared.problems import problem_responses
 from whoop_service.db.jobs import JobRepository
 from whoop_service.webhooks.verify import (
     EventMalformed,
@@ -22,7 +24,21 @@ router = APIRouter(tags=["webhooks"])
 MAX_BODY_BYTES = 64 * 1024
 
 
-@router.post("/webhooks/whoop", status_code=202)
+@router.post(
+    "/webhooks/whoop",
+    status_code=202,
+    response_model=WebhookReceipt,
+    responses=problem_responses(
+        401,
+        413,
+        422,
+        descriptions={
+            401: "Unsigned, wrongly signed or stale (`invalid_signature`).",
+            413: "The body is over 64 KiB (`payload_too_large`).",
+            422: "Signed, but not a WHOOP event.",
+        },
+    ),
+)
 async def whoop_webhook(request: Request) -> JSONResponse:
     """A WHOOP event: 202 once stored (or seen before); 401 unsigned or stale; 422 malformed."""
     settings = request.app.state.settings

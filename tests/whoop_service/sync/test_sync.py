@@ -1,5 +1,6 @@
 """Incremental sync against the WHOOP emulator, on SQLite and PostgreSQL."""
 
+import asyncio
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -191,6 +192,44 @@ async def test_sync_of_an_unknown_user_is_404_and_bad_bodies_422(harness):
         assert resp.status_code == 422, body
 
 
+async def test_a_sync_without_time_left_calls_no_whoop_and_marks_nothing_failed(
+    harness,
+):
+    """Found by the fuzzer: `X-Request-Deadline-Ms: 0` used to start calls doomed to time out."""
+    await connect(harness)
+    before = harness.whoop.count_requests()
+    resp = await harness.client.post(
+        "/internal/sync/user-1", headers={"X-Request-Deadline-Ms": "0"}
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {
+        "user_id": "user-1",
+        "synced": dict.fromkeys(KINDS, 0),
+        "api_calls": 0,
+        "status": "failed",
+        "errors": dict.fromkeys(KINDS, "no_time_left"),
+    }
+    assert harness.whoop.count_requests() == before
+    status = (await harness.client.get("/internal/sync/status/user-1")).json()["sync"]
+    assert {k: v["status"] for k, v in status.items()} == dict.fromkeys(
+        KINDS, "success"
+    )
+
+
+async def test_a_sync_while_another_of_the_user_runs_past_the_deadline_is_409(harness):
+    """A pull to refresh during a long job sync of the same user used to answer 500."""
+    await connect(harness)
+    engine = harness.app.state.sync_engine
+    running = engine._locks["user-1"] = asyncio.Lock()  # the sync under way holds it
+    async with running:
+        resp = await harness.client.post(
+            "/internal/sync/user-1", headers={"X-Request-Deadline-Ms": "1500"}
+        )
+    assert resp.status_code == 409, resp.text
+    assert resp.headers["content-type"] == "application/problem+json"
+    assert resp.json()["code"] == "sync_in_progress"
+
+
 async def test_an_explicit_range_syncs_only_that_range(harness):
     whoop_user = await connect(harness)
     body = await sync(
@@ -238,3 +277,12 @@ async def test_rows_stored_after_a_sync_began_are_not_deleted_by_it(harness):
         await session.commit()
     assert deleted == len(rows), "every older row not seen went"
     assert [r["id"] for r in await stored(harness, "workout")] == [newer["id"]]
+
+
+async def test_the_sync_status_judges_freshness_by_the_service_clock(harness):
+    await connect(harness)
+    fresh = (await harness.client.get("/internal/sync/status/user-1")).json()["sync"]
+    assert not any(s["needs_sync"] for s in fresh.values())
+    harness.clock.advance(days=1)  # the service's clock, not the wall clock
+    stale = (await harness.client.get("/internal/sync/status/user-1")).json()["sync"]
+    assert all(s["needs_sync"] for s in stale.values())
