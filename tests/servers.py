@@ -12,6 +12,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -45,9 +46,58 @@ def _pg_binary(name: str) -> str | None:
     return candidates[0] if candidates else None
 
 
+class PostgresServer:
+    """A throwaway PostgreSQL server a test may stop and start again, on the same port and data."""
+
+    def __init__(
+        self, pg_ctl: str, workdir: Path, port: int, run_as: list[str]
+    ) -> None:
+        self.url = f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
+        self.port = port
+        self._pg_ctl = pg_ctl
+        self._workdir = workdir
+        self._data = workdir / "data"
+        self._run_as = run_as
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections (crash recovery included)."""
+        opts = (
+            f"-p {self.port} -k {self._workdir} -c listen_addresses=127.0.0.1"
+            " -c fsync=off"
+        )
+        subprocess.run(
+            [
+                *self._run_as,
+                self._pg_ctl,
+                "-D",
+                str(self._data),
+                "-o",
+                opts,
+                "-w",
+                "-l",
+                str(self._workdir / "log"),
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
+
+    def stop(self, mode: str = "immediate") -> None:
+        """Stop the server; `immediate` drops every connection at once, as a crash would."""
+        subprocess.run(
+            [*self._run_as, self._pg_ctl, "-D", str(self._data), "-m", mode, "stop"],
+            check=True,
+            capture_output=True,
+        )
+
+    def restart(self, mode: str = "immediate") -> None:
+        self.stop(mode)
+        self.start()
+
+
 @contextlib.contextmanager
-def throwaway_postgres() -> Iterator[str]:
-    """A PostgreSQL server in a temporary folder, on a free port; yields its asyncpg URL."""
+def restartable_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server in a temporary folder, on a free port, removed afterwards."""
     initdb, pg_ctl = _pg_binary("initdb"), _pg_binary("pg_ctl")
     if not (initdb and pg_ctl):
         unavailable(
@@ -66,13 +116,12 @@ def throwaway_postgres() -> Iterator[str]:
             )
         os.chown(workdir, user.pw_uid, user.pw_gid)
         run_as = ["runuser", "-u", "postgres", "--"]
-    data, port = workdir / "data", free_port()
     subprocess.run(
         [
             *run_as,
             initdb,
             "-D",
-            str(data),
+            str(workdir / "data"),
             "-U",
             "postgres",
             "--auth=trust",
@@ -82,31 +131,21 @@ def throwaway_postgres() -> Iterator[str]:
         check=True,
         capture_output=True,
     )
-    opts = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(
-        [
-            *run_as,
-            pg_ctl,
-            "-D",
-            str(data),
-            "-o",
-            opts,
-            "-w",
-            "-l",
-            str(workdir / "log"),
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    server = PostgresServer(pg_ctl, workdir, free_port(), run_as)
+    server.start()
     try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
+        yield server
     finally:
-        subprocess.run(
-            [*run_as, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True,
-        )
+        with contextlib.suppress(subprocess.CalledProcessError):
+            server.stop()  # already stopped by the test: nothing to do
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def throwaway_postgres() -> Iterator[str]:
+    """A PostgreSQL server in a temporary folder, on a free port; yields its asyncpg URL."""
+    with restartable_postgres() as server:
+        yield server.url
 
 
 def _asyncpg_dsn(url: str) -> str:
@@ -116,7 +155,7 @@ def _asyncpg_dsn(url: str) -> str:
 
 
 async def _admin(url: str, sql: str) -> None:
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]
 
     conn = await asyncpg.connect(_asyncpg_dsn(url), timeout=10)
     try:
@@ -145,41 +184,75 @@ def fresh_database(server_url: str) -> Iterator[str]:
             )
 
 
-@contextlib.contextmanager
-def throwaway_redis() -> Iterator[str]:
-    """A Redis server on a free port that keeps nothing on disk; yields its URL."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        unavailable(
-            "Redis is not available: set TEST_REDIS_URL or install redis-server"
+class RedisServer:
+    """A throwaway Redis server a test may stop, start again (empty, as after a crash without
+    persistence) on the same port, or pause (it then holds connections and answers nothing)."""
+
+    def __init__(self, binary: str, port: int) -> None:
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.port = port
+        self._binary = binary
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        if self._proc is not None and self._proc.poll() is None:
+            raise RuntimeError(f"{self.url} is still running")
+        self._proc = subprocess.Popen(
+            [
+                *(self._binary, "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
-    assert binary
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with (
                 contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", port), 0.2),
+                socket.create_connection(("127.0.0.1", self.port), 0.2),
             ):
-                break
+                return
             time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def stop(self) -> None:
+        """Stop the server (its data is gone); a no-op when it is not running."""
+        if self._proc is not None and self._proc.poll() is None:
+            self.resume()
+            self._proc.terminate()
+            self._proc.wait(timeout=10)
+
+    def pause(self) -> None:
+        """Freeze the process: connections stay open and every call runs into its timeout."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGCONT)
+
+
+@contextlib.contextmanager
+def restartable_redis() -> Iterator[RedisServer]:
+    """A Redis server on a free port that keeps nothing on disk, stopped afterwards."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        unavailable(
+            "Redis is not available: install redis-server (TEST_REDIS_URL serves the"
+            " tests that need no server of their own)"
+        )
+    assert binary
+    server = RedisServer(binary, free_port())
+    server.start()
+    try:
+        yield server
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        server.stop()
+
+
+@contextlib.contextmanager
+def throwaway_redis() -> Iterator[str]:
+    """A Redis server on a free port that keeps nothing on disk; yields its URL."""
+    with restartable_redis() as server:
+        yield server.url

@@ -35,6 +35,7 @@ from whoop_service.sync.engine import SyncEngine
 from whoop_service.sync.plan import SyncPolicy
 from whoop_service.whoop.budget import LocalBudget, RateBudget
 from whoop_service.whoop.client import WhoopClient
+from whoop_service.whoop.failover import FailoverBudget
 from whoop_service.whoop.oauth import WhoopOAuth
 from whoop_service.whoop.ratelimit import BudgetLimits
 from whoop_service.whoop.redis_budget import RedisBudget
@@ -128,10 +129,17 @@ async def _start(
     readiness: dict[str, ReadinessCheck] = {"database": partial(ping, engine)}
     budget: RateBudget = overrides.budget or LocalBudget(_limits(settings))
     if overrides.budget is None and settings.redis_url:
-        redis = Redis.from_url(settings.redis_url, socket_timeout=2.0)
+        # Short timeouts: a hung Redis must hand the budget to the local share at once.
+        redis = Redis.from_url(
+            settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
+        )
         stack.push_async_callback(redis.aclose)
-        budget = RedisBudget(redis, _limits(settings))
-        readiness["redis"] = partial(_ping_redis, redis)
+        budget = await stack.enter_async_context(
+            FailoverBudget(RedisBudget(redis, _limits(settings)))
+        )
+    if isinstance(budget, FailoverBudget):
+        readiness["redis"] = budget.redis_state
+        readiness["rate_budget"] = budget.budget_state
     whoop = WhoopClient(api_http, budget=budget)
     tokens = TokenManager(sessions, cipher, oauth, clock=overrides.clock)
     policy = SyncPolicy(
@@ -156,6 +164,7 @@ async def _start(
         sync_engine,
         clock=overrides.clock,
         run_limit_s=settings.job_lease_s * 0.8,
+        settle=timedelta(seconds=settings.webhook_settle_s),
     )
     worker = Worker(
         sessions,
@@ -218,7 +227,3 @@ def _limits(settings: WhoopSettings) -> BudgetLimits:
         settings.whoop_rate_limit_per_day,
         settings.whoop_rate_limit_headroom,
     )
-
-
-async def _ping_redis(redis: Redis) -> None:
-    await redis.ping()

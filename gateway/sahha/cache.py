@@ -2,22 +2,31 @@
 
 Entries younger than `ttl_s` are served without asking Sahha; older ones, until `stale_ttl_s`, only
 when Sahha fails (stale-if-error). Entries are JSON in both caches, so a caller can never change a
-cached value by mutating what it was given, and an in-process entry stays compact.
+cached value by mutating what it was given, and an in-process entry stays compact. While Redis is
+unreachable, the Redis cache keeps entries in-process and tries Redis again every few seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 from urllib.parse import quote
 
+import structlog
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from gateway.sahha.days import SahhaDay
 from shared.time import Clock, require_aware, utc_now
+
+log = structlog.get_logger()
+T = TypeVar("T")
 
 DEFAULT_TTL_S: Final = 60.0
 DEFAULT_STALE_TTL_S: Final = 86_400.0
@@ -142,7 +151,11 @@ class MemorySahhaCache:
 
 
 class RedisSahhaCache:
-    """A cache shared by every gateway replica (`REDIS_URL`); Redis expires entries itself."""
+    """A cache shared by every gateway replica (`REDIS_URL`); Redis expires entries itself.
+
+    A Redis that fails or hangs past `op_timeout_s` costs one call, not every request: for the
+    next `retry_s` the cache is an in-process one (`fallback`), and the switch is logged once.
+    """
 
     def __init__(
         self,
@@ -150,6 +163,11 @@ class RedisSahhaCache:
         prefix: str = "gateway:sahha",
         ttl_s: float = DEFAULT_TTL_S,
         stale_ttl_s: float = DEFAULT_STALE_TTL_S,
+        *,
+        fallback: MemorySahhaCache | None = None,
+        retry_s: float = 5.0,
+        op_timeout_s: float = 0.25,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 0 <= ttl_s <= stale_ttl_s or stale_ttl_s <= 0:
             raise ValueError("need 0 <= ttl_s <= stale_ttl_s and stale_ttl_s > 0")
@@ -157,6 +175,13 @@ class RedisSahhaCache:
         self._prefix = prefix.rstrip(":")
         self._ttl_s = ttl_s
         self._stale_ttl_s = stale_ttl_s
+        self._fallback = (
+            fallback if fallback is not None else MemorySahhaCache(ttl_s, stale_ttl_s)
+        )
+        self._retry_s = retry_s
+        self._op_timeout_s = op_timeout_s
+        self._monotonic = monotonic
+        self._down_until: float | None = None  # None: Redis answered last time
 
     @property
     def ttl_s(self) -> float:
@@ -168,6 +193,11 @@ class RedisSahhaCache:
         """Age past which Redis drops an entry."""
         return self._stale_ttl_s
 
+    @property
+    def redis_available(self) -> bool:
+        """False from a failed Redis call until one succeeds again."""
+        return self._down_until is None
+
     def key_of(self, key: CacheKey) -> str:
         """The Redis key of an entry (the externalId quoted: keys stay printable and `:`-split)."""
         external_id = quote(key.external_id, safe="")
@@ -178,13 +208,38 @@ class RedisSahhaCache:
 
     async def get(self, key: CacheKey) -> CachedDays | None:
         """The entry, unless missing or expired."""
-        text = await self._redis.get(self.key_of(key))
+        answered, text = await self._call(lambda: self._redis.get(self.key_of(key)))
+        if not answered:
+            return await self._fallback.get(key)
         return None if text is None else load_cached(text)
 
     async def put(self, key: CacheKey, value: CachedDays) -> None:
         """Store an entry until `stale_ttl_s`."""
-        await self._redis.set(
-            self.key_of(key),
-            dump_cached(value),
-            px=max(1, int(self._stale_ttl_s * 1000)),
+        text = dump_cached(value)
+        px = max(1, int(self._stale_ttl_s * 1000))
+        answered, _ = await self._call(
+            lambda: self._redis.set(self.key_of(key), text, px=px)
         )
+        if not answered:
+            await self._fallback.put(key, value)
+
+    async def _call(self, make: Callable[[], Awaitable[T]]) -> tuple[bool, T | None]:
+        """(True, the result), or (False, None) when Redis failed now or lately (not asked)."""
+        if self._down_until is not None and self._monotonic() < self._down_until:
+            return False, None
+        try:
+            async with asyncio.timeout(self._op_timeout_s):
+                result = await make()
+        except (RedisError, OSError, TimeoutError) as exc:
+            if self._down_until is None:
+                log.warning(
+                    "sahha.cache.redis_unavailable",
+                    error_type=type(exc).__name__,
+                    retry_s=self._retry_s,
+                )
+            self._down_until = self._monotonic() + self._retry_s
+            return False, None
+        if self._down_until is not None:
+            log.info("sahha.cache.redis_restored")
+            self._down_until = None
+        return True, result

@@ -1,4 +1,5 @@
-"""The rate budget every WHOOP call acquires a slot from: in-process, or shared through Redis.
+"""The rate budget every WHOOP call acquires a slot from: in-process, or shared through Redis
+(`failover.FailoverBudget`, which keeps to a `LocalBudget` share while Redis is unreachable).
 
 Calls wait for a slot instead of failing, up to their own deadline; `BudgetExhausted` says the slot
 would come too late. What WHOOP reports (`X-RateLimit-Remaining`/`Reset`, a 429) also blocks the
@@ -8,9 +9,10 @@ budget until WHOOP's window resets, since other clients of the same app may be s
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
 import structlog
@@ -87,6 +89,10 @@ class LocalBudget:
         return any(self._waiting[p] for p in Priority if p < priority)
 
     async def acquire(self, priority: Priority, deadline: float | None = None) -> None:
+        await self.take(priority, deadline)
+
+    async def take(self, priority: Priority, deadline: float | None = None) -> float:
+        """`acquire`, answering when the slot was taken (on this budget's clock)."""
         self._waiting[priority] += 1
         try:
             while True:
@@ -96,7 +102,7 @@ class LocalBudget:
                     self._minute.append(now)
                     self._day.append(now)
                     self.granted += 1
-                    return
+                    return now
                 # Outranked: let the higher priority take the slot, then look again.
                 wait = max(wait, 0.005)
                 if deadline is not None and self._monotonic() + wait > deadline:
@@ -104,6 +110,26 @@ class LocalBudget:
                 await self._sleep(wait)
         finally:
             self._waiting[priority] -= 1
+
+    def move(self, taken_at: float, to: float) -> None:
+        """Count a slot taken at `taken_at` as taken at `to` (now): its send was held up."""
+        for log_ in (self._minute, self._day):
+            if taken_at in log_:
+                log_.remove(taken_at)
+                bisect.insort(log_, to)
+
+    def preload(
+        self, minute: Iterable[float], day: Iterable[float], blocked_until: float = 0.0
+    ) -> None:
+        """Count sends this budget did not grant (other budgets', or an estimate of them)."""
+        self._minute = collections.deque(sorted([*self._minute, *minute]))
+        self._day = collections.deque(sorted([*self._day, *day]))
+        self._blocked_until = max(self._blocked_until, blocked_until)
+
+    def sent_at(self) -> tuple[list[float], list[float]]:
+        """The send times still in the minute window and in the day window, oldest first."""
+        self._prune(self._clock())
+        return list(self._minute), list(self._day)
 
     async def block_for(self, seconds: float) -> None:
         until = self._clock() + seconds

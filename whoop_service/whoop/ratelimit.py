@@ -5,13 +5,16 @@ WHOOP limits the whole app (100 requests a minute, 10,000 a day by default). The
 lower priority may fill only part of each window, so a burst of backfill can never stand between a
 user's pull-to-refresh and WHOOP, whichever replica it runs on; and backfill never takes the last
 20 % of the day.
+
+While the replicas cannot share one budget (Redis unreachable), each keeps to an equal share of the
+limits, started from what it knew of the shared windows: see `replica_share` and `fallback_preload`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 
 
@@ -47,12 +50,15 @@ class BudgetLimits:
     per_day: int
     minute_window_s: float = 60.0
     day_window_s: float = 86_400.0
+    # WHOOP's own minute limit (before the headroom); None: the same as `per_minute`.
+    whoop_per_minute: int | None = None
 
     @classmethod
     def from_whoop(cls, per_minute: int, per_day: int, headroom: float) -> BudgetLimits:
         return cls(
             per_minute=max(1, math.floor(per_minute * headroom)),
             per_day=max(1, math.floor(per_day * headroom)),
+            whoop_per_minute=per_minute,
         )
 
     def caps(self, priority: Priority) -> tuple[int, int]:
@@ -61,6 +67,63 @@ class BudgetLimits:
             max(1, math.floor(self.per_minute * MINUTE_SHARE[priority])),
             max(1, math.floor(self.per_day * DAY_SHARE[priority])),
         )
+
+
+def replica_share(limits: BudgetLimits, replicas: int) -> BudgetLimits:
+    """One replica's equal part of the app-wide limits, while the replicas cannot share them.
+
+    The shares add up to no more than the limits (unless a limit is below the replica count: each
+    replica still gets one request a window, or it could never send anything).
+    """
+    n = max(1, replicas)
+    return replace(
+        limits,
+        per_minute=max(1, limits.per_minute // n),
+        per_day=max(1, limits.per_day // n),
+        whoop_per_minute=None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Preload:
+    """Sends a local share starts with: minute-window send times, and a day count (at now)."""
+
+    minute: tuple[float, ...]
+    day: int
+
+
+def fallback_preload(
+    limits: BudgetLimits,
+    replicas: int,
+    *,
+    alone: bool,
+    own_minute: Sequence[float],
+    day_used: int,
+    unseen_s: float,
+    now: float,
+) -> Preload:
+    """What a replica's share counts as spent when it loses the shared budget at `now`.
+
+    The share is `replica_share(limits, replicas)`; shares and the shared sends before `now` must
+    never add up past a limit in any window. `alone`: the last look at the shared budget saw no
+    other replica, so this one's own sends are the whole minute window. Otherwise the others may
+    have filled the minute window just before the outage, unseen: every share starts full, less its
+    part of WHOOP's headroom (WHOOP's limit less ours), which the first window may spend on the most
+    urgent calls. The day count is known up to `unseen_s` ago; since then at most a minute cap per
+    minute window can have been sent.
+    """
+    n = max(1, replicas)
+    share = replica_share(limits, n)
+    minute_s = limits.minute_window_s
+    if alone:
+        minute = tuple(t for t in own_minute if t > now - minute_s)
+        unseen = 0
+    else:
+        headroom = max(0, (limits.whoop_per_minute or 0) - limits.per_minute) // n
+        minute = (now,) * max(0, share.per_minute - headroom)
+        unseen = limits.per_minute * (math.floor(max(0.0, unseen_s) / minute_s) + 1)
+    day = math.ceil(min(limits.per_day, max(0, day_used) + unseen) / n)
+    return Preload(minute, min(day, share.per_day))
 
 
 def window_wait(

@@ -390,19 +390,26 @@ async def test_a_fresh_cache_hit_makes_no_sahha_request(make_harness, clock):
     assert renewed.fetched_at == clock()
 
 
-async def test_a_dead_redis_does_not_fail_the_fetch(make_harness):
+async def test_a_dead_redis_does_not_fail_the_fetch(make_harness, clock):
     redis = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
-    h = make_harness(cache=RedisSahhaCache(redis, f"test:{uuid.uuid4().hex}:"))
+    cache = RedisSahhaCache(
+        redis, f"test:{uuid.uuid4().hex}:", fallback=MemorySahhaCache(clock=clock)
+    )
+    h = make_harness(cache=cache)
     h.sandbox.add_profile("user-1")
 
     with capture_logs() as logs:
         result = await h.client.fetch_days("user-1", NOV_20, NOV_20)
+        seen = len(h.sandbox.request_log)
+        again = await h.client.fetch_days("user-1", NOV_20, NOV_20)
     await redis.aclose()
 
     assert (result.status, result.stale) == ("ok", False)
     assert result.days[NOV_20].scores
-    ops = [e["op"] for e in logs if e["event"] == "sahha.cache.failed"]
-    assert ops == ["get", "put"]
+    assert again == result
+    assert len(h.sandbox.request_log) == seen, "cached in-process meanwhile"
+    events = [e["event"] for e in logs if e["event"].startswith("sahha.cache.")]
+    assert events == ["sahha.cache.redis_unavailable"], "one line, not one per call"
 
 
 @pytest.mark.redis

@@ -1,10 +1,18 @@
 import bisect
+from dataclasses import replace
 
 import pytest
 
 from tests.clock import VirtualTime
 from whoop_service.whoop.budget import BudgetExhausted, LocalBudget
-from whoop_service.whoop.ratelimit import BudgetLimits, Priority, window_wait
+from whoop_service.whoop.ratelimit import (
+    BudgetLimits,
+    Preload,
+    Priority,
+    fallback_preload,
+    replica_share,
+    window_wait,
+)
 
 
 def test_window_wait_is_the_time_until_the_blocking_request_leaves():
@@ -120,3 +128,77 @@ async def test_whoop_saying_stop_blocks_every_priority():
     await vt.run(budget.acquire(Priority.INTERACTIVE))
     assert vt.now - start == pytest.approx(30.0)
     assert (await budget.status())["minute_used"] == 1
+
+
+def test_replica_shares_never_add_up_past_the_limits():
+    limits = BudgetLimits.from_whoop(100, 10_000, 0.9)
+    for replicas in range(1, 12):
+        share = replica_share(limits, replicas)
+        assert share.per_minute * replicas <= limits.per_minute
+        assert share.per_day * replicas <= limits.per_day
+        assert share.per_minute >= limits.per_minute // replicas
+    assert replica_share(limits, 0) == replace(limits, whoop_per_minute=None)
+    assert replica_share(BudgetLimits(per_minute=2, per_day=10), 5).per_minute == 1
+
+
+def test_a_replica_alone_starts_its_share_from_its_own_sends():
+    limits = BudgetLimits(per_minute=90, per_day=9000, whoop_per_minute=100)
+    preload = fallback_preload(
+        limits,
+        1,
+        alone=True,
+        own_minute=[930.0, 950.0, 990.0],
+        day_used=4000,
+        unseen_s=5.0,
+        now=1000.0,
+    )
+    assert preload == Preload(minute=(950.0, 990.0), day=4000)
+
+
+def test_with_others_a_share_starts_full_but_for_its_part_of_whoops_headroom():
+    limits = BudgetLimits(per_minute=90, per_day=9000, whoop_per_minute=100)
+    preload = fallback_preload(
+        limits,
+        3,
+        alone=False,
+        own_minute=[990.0],
+        day_used=4000,
+        unseen_s=5.0,
+        now=1000.0,
+    )
+    # 30 a minute each; 10 of headroom over 3 replicas: 3 may go out in the first window.
+    assert preload.minute == (1000.0,) * 27
+    # The day as last seen, and one minute cap the others may have sent since: a third each.
+    assert preload.day == 1364  # ceil((4000 + 90) / 3)
+    assert (
+        fallback_preload(
+            limits, 3, alone=False, own_minute=[], day_used=4000, unseen_s=130, now=0.0
+        ).day
+        == 1424
+    )  # three minute windows unseen: ceil((4000 + 270) / 3)
+    assert (
+        fallback_preload(
+            limits, 3, alone=False, own_minute=[], day_used=8990, unseen_s=0, now=0.0
+        ).day
+        == 3000
+    ), "never past the day's limit"
+
+
+async def test_a_preloaded_budget_counts_what_it_did_not_grant():
+    vt = VirtualTime()
+    budget = LocalBudget(
+        BudgetLimits(per_minute=3, per_day=100, minute_window_s=10.0),
+        clock=vt.clock,
+        sleep=vt.sleep,
+        monotonic=vt.clock,
+    )
+    budget.preload([vt.now - 8, vt.now - 2], [vt.now - 8, vt.now - 2])
+    taken = await budget.take(Priority.INTERACTIVE)
+    with pytest.raises(BudgetExhausted) as err:
+        await budget.acquire(Priority.INTERACTIVE, deadline=vt.now + 1)
+    assert err.value.wait_s == pytest.approx(2.0), (
+        "the oldest preloaded send leaves first"
+    )
+    vt.now += 5
+    budget.move(taken, vt.now)  # its send was held up: it leaves the window later
+    assert budget.sent_at() == ([vt.now - 7, vt.now], [vt.now - 13, vt.now - 7, vt.now])
