@@ -226,7 +226,10 @@ class WhoopClient:
         deadline: float | None = None,
         params: Mapping[str, str] | None = None,
     ) -> httpx2.Response:
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        timeout = None if deadline is None else deadline - time.monotonic()
+        if timeout is not None and timeout <= 0:
+            # No time left: take no budget slot, send nothing.
+            raise BudgetExhausted(0.0)
         async for attempt in stamina.retry_context(
             on=_transient,
             attempts=self._attempts,

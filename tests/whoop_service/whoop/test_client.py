@@ -199,3 +199,14 @@ async def test_a_slot_beyond_the_deadline_fails_fast(harness):
         )
     assert time.monotonic() - started < 0.5
     assert harness.whoop.count_requests("/developer/v2/cycle") == 0
+
+
+async def test_a_spent_deadline_takes_no_budget_slot_and_sends_nothing(harness):
+    await connect(harness)
+    budget = LocalBudget(BudgetLimits(per_minute=10, per_day=100))
+    with pytest.raises(BudgetExhausted):
+        await fetch_all(
+            client_of(harness, budget), harness, "cycle", deadline=time.monotonic()
+        )
+    assert harness.whoop.count_requests("/developer/v2/cycle") == 0
+    assert (await budget.status())["minute_used"] == 0, "no slot spent on it"
