@@ -1,7 +1,8 @@
 """DataReader: answers from the database first, refreshing from WHOOP only when it must and can.
 
-A read syncs first when a type is older than its freshness threshold, when a recent day is missing
-(no more often than `min_resync`), or when asked (`force_refresh`), and only if the caller's
+A read syncs first when a type is older than its freshness threshold, when a webhook announced a
+change that its batch has not fetched yet, when a recent day is missing (no more often than
+`min_resync`), or when asked (`force_refresh`), and only if the caller's
 deadline leaves time for it. When WHOOP fails the stored rows are served, marked stale, with a
 warning. A synced user's read makes no WHOOP call.
 """
@@ -9,13 +10,12 @@ warning. A synced user's read makes no WHOOP call.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import RowMapping
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.contracts import (
     ConnectionState,
@@ -31,7 +31,7 @@ from shared.contracts import (
 )
 from shared.time import Clock, utc_now
 from whoop_service import days as day_rules
-from whoop_service.db.connections import ConnectionRepository
+from whoop_service.db.jobs import JobRepository
 from whoop_service.db.records import RecordRepository
 from whoop_service.domain import DATA_TYPES, SyncState
 from whoop_service.errors import WhoopNeedsReauth, WhoopNotConnected
@@ -80,15 +80,20 @@ class DataReader:
         deadline: float | None = None,
     ) -> DailyResponse:
         """The WHOOP part of `days` for local dates [start_date, end_date]."""
-        connection, states = await self._connection_and_states(user_id)
+        # One session (one pooled connection) for everything a read that needs no sync does.
+        async with self._sessions() as session:
+            connection, states, announced = await self._connection_and_states(
+                session, user_id
+            )
+            found = await self._load_days(session, user_id, start_date, end_date)
         wanted = list(DATA_TYPES)
-        found = await self._load_days(user_id, start_date, end_date)
-        refresh = self._to_refresh(wanted, states, force_refresh)
+        refresh = self._to_refresh(wanted, states, force_refresh, announced)
         if not refresh and self._recent_day_missing(found, states):
             refresh = wanted
         freshness = await self._refresh(user_id, connection, refresh, states, deadline)
         if freshness.data_source == "whoop_api":
-            found = await self._load_days(user_id, start_date, end_date)
+            async with self._sessions() as session:
+                found = await self._load_days(session, user_id, start_date, end_date)
         return DailyResponse(
             user_id=user_id,
             start_date=start_date,
@@ -109,8 +114,11 @@ class DataReader:
         deadline: float | None = None,
     ) -> RecordsResponse:
         """One type's records starting in [start, end) (recoveries: of cycles starting there)."""
-        connection, states = await self._connection_and_states(user_id)
-        refresh = self._to_refresh([kind], states, force_refresh)
+        async with self._sessions() as session:
+            connection, states, announced = await self._connection_and_states(
+                session, user_id
+            )
+        refresh = self._to_refresh([kind], states, force_refresh, announced)
         freshness = await self._refresh(user_id, connection, refresh, states, deadline)
         rows = await self._load_records(kind, user_id, start, end)
         return RecordsResponse(
@@ -124,21 +132,29 @@ class DataReader:
         )
 
     async def _connection_and_states(
-        self, user_id: str
-    ) -> tuple[ConnectionState, dict[str, SyncState]]:
-        async with self._sessions() as session:
-            conn = await ConnectionRepository(session).get_connection(user_id)
-            states = await RecordRepository(session).list_sync_states(user_id)
-        status: ConnectionState = "not_connected" if conn is None else conn.status.value
-        return status, states
+        self, session: AsyncSession, user_id: str
+    ) -> tuple[ConnectionState, dict[str, SyncState], list[str]]:
+        """The connection, each type's sync state, and what a webhook announced but no sync
+        has fetched yet (the member looks now: the batch need not wait)."""
+        conn, states = await RecordRepository(session).get_status_and_sync_states(
+            user_id
+        )
+        announced = await JobRepository(session).batch_types(user_id)
+        status: ConnectionState = "not_connected" if conn is None else conn.value
+        return status, states, announced
 
     def _to_refresh(
-        self, kinds: Sequence[str], states: dict[str, SyncState], force: bool
+        self,
+        kinds: Sequence[str],
+        states: dict[str, SyncState],
+        force: bool,
+        announced: Sequence[str] = (),
     ) -> list[str]:
         if force:
             return list(kinds)
         last = {k: s.last_success_at for k, s in states.items()}
-        return [k for k in stale_types(last, self._clock(), self.policy) if k in kinds]
+        stale = set(stale_types(last, self._clock(), self.policy)) | set(announced)
+        return [k for k in DATA_TYPES if k in stale and k in kinds]
 
     def _recent_day_missing(
         self, found: list[day_rules.WhoopDay], states: dict[str, SyncState]
@@ -208,32 +224,24 @@ class DataReader:
         )
 
     async def _load_days(
-        self, user_id: str, start: date, end: date
+        self, session: AsyncSession, user_id: str, start: date, end: date
     ) -> list[day_rules.WhoopDay]:
         lo, hi = day_rules.query_window(start, end)
-        async with self._sessions() as session:
-            repo = RecordRepository(session)
-            cycles = await repo.list_by_start("cycle", user_id, lo, hi)
-            sleeps = await repo.list_by_start("sleep", user_id, lo, hi)
-            workouts = await repo.list_by_start("workout", user_id, lo, hi)
-            recoveries = await repo.list_recoveries_for_cycles(
-                user_id, [c["id"] for c in cycles]
-            )
+        repo = RecordRepository(session)
+        cycles, recoveries = await repo.list_cycles_with_recoveries(user_id, lo, hi)
+        sleeps = await repo.list_by_start("sleep", user_id, lo, hi)
+        workouts = await repo.list_by_start("workout", user_id, lo, hi)
         return day_rules.attribute(cycles, recoveries, sleeps, workouts, start, end)
 
     async def _load_records(
         self, kind: str, user_id: str, start: datetime, end: datetime
-    ) -> Sequence[RowMapping]:
+    ) -> Sequence[Mapping[Any, Any]]:
         async with self._sessions() as session:
             repo = RecordRepository(session)
             if kind != "recovery":
                 return await repo.list_by_start(kind, user_id, start, end)
-            cycles = await repo.list_by_start("cycle", user_id, start, end)
-            rows = await repo.list_recoveries_for_cycles(
-                user_id, [c["id"] for c in cycles]
-            )
-            order = {c["id"]: i for i, c in enumerate(cycles)}
-            return sorted(rows, key=lambda r: order[r["cycle_id"]])
+            _, recoveries = await repo.list_cycles_with_recoveries(user_id, start, end)
+            return recoveries  # in the order of their cycles
 
 
 def _oldest_success(states: dict[str, SyncState]) -> datetime | None:

@@ -11,12 +11,24 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, Table, delete, func, select, update
+from sqlalchemy import (
+    Column,
+    RowMapping,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from whoop_service.db import tables as t
-from whoop_service.domain import SyncState
+from whoop_service.domain import ConnectionStatus, SyncState
 
 TABLES: dict[str, tuple[Table, str]] = {
     "cycle": (t.cycles, "id"),
@@ -118,27 +130,30 @@ class RecordRepository:
     async def list_by_start(
         self, kind: str, user_id: str, start: datetime, end: datetime
     ) -> Sequence[RowMapping]:
-        """Records (not recoveries) of the user starting in [start, end), oldest first."""
-        table, _ = TABLES[kind]
-        stmt = (
-            select(table)
-            .where(
-                table.c.user_id == user_id, table.c.start >= start, table.c.start < end
-            )
-            .order_by(table.c.start)
+        """Records (not recoveries) of the user starting in [start, end), oldest first; no `raw`."""
+        params = {"user_id": user_id, "start": start, "end": end}
+        rows: Sequence[RowMapping] = (
+            (await self._session.execute(_BY_START[kind], params)).mappings().all()
         )
-        return (await self._session.execute(stmt)).mappings().all()
+        return rows
 
-    async def list_recoveries_for_cycles(
-        self, user_id: str, cycle_ids: Collection[int]
-    ) -> Sequence[RowMapping]:
-        if not cycle_ids:
-            return []
-        stmt = select(t.recoveries).where(
-            t.recoveries.c.user_id == user_id,
-            t.recoveries.c.cycle_id.in_(list(cycle_ids)),
-        )
-        return (await self._session.execute(stmt)).mappings().all()
+    async def list_cycles_with_recoveries(
+        self, user_id: str, start: datetime, end: datetime
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The user's cycles starting in [start, end), oldest first, and their recoveries.
+
+        One outer join: a second query would cost every read another round trip.
+        """
+        params = {"user_id": user_id, "start": start, "end": end}
+        rows = (await self._session.execute(_CYCLES_WITH_RECOVERIES, params)).all()
+        split = len(_CYCLE_COLUMNS)
+        cycles = [dict(zip(_CYCLE_COLUMNS, row[:split], strict=True)) for row in rows]
+        recoveries = [
+            dict(zip(_RECOVERY_COLUMNS, row[split:], strict=True))
+            for row in rows
+            if row[split] is not None  # the recovery's cycle_id: no recovery yet
+        ]
+        return cycles, recoveries
 
     async def oldest_pending_start(self, kind: str, user_id: str) -> datetime | None:
         """Start of the user's oldest record still waiting for its score (not for recoveries)."""
@@ -152,6 +167,18 @@ class RecordRepository:
             await self._session.execute(stmt)
         ).scalar_one_or_none()
         return value
+
+    async def starts_of(
+        self, kind: str, user_id: str, ids: Collection[Any]
+    ) -> dict[Any, datetime]:
+        """When each of the user's stored records of `kind` among `ids` starts."""
+        table, key = TABLES[kind]
+        if not ids or kind == "recovery":
+            return {}
+        stmt = select(table.c[key], table.c.start).where(
+            table.c.user_id == user_id, table.c[key].in_(list(ids))
+        )
+        return {k: start for k, start in (await self._session.execute(stmt)).all()}
 
     async def count(self, kind: str, user_id: str) -> int:
         table, _ = TABLES[kind]
@@ -169,6 +196,34 @@ class RecordRepository:
         stmt = select(t.sync_state).where(t.sync_state.c.user_id == user_id)
         rows = (await self._session.execute(stmt)).mappings().all()
         return {r["data_type"]: _sync_state(r) for r in rows}
+
+    async def last_successes(self) -> dict[str, dict[str, datetime | None]]:
+        """Per user, when each data type last synced successfully (the scheduler's view)."""
+        stmt = select(
+            t.sync_state.c.user_id,
+            t.sync_state.c.data_type,
+            t.sync_state.c.last_success_at,
+        )
+        out: dict[str, dict[str, datetime | None]] = {}
+        for user_id, data_type, at in (await self._session.execute(stmt)).all():
+            out.setdefault(user_id, {})[data_type] = at
+        return out
+
+    async def get_status_and_sync_states(
+        self, user_id: str
+    ) -> tuple[ConnectionStatus | None, dict[str, SyncState]]:
+        """The user's connection status (None: no connection) and sync state per type.
+
+        One query, as every read starts with both.
+        """
+        rows = (
+            (await self._session.execute(_STATUS_AND_STATES, {"user_id": user_id}))
+            .mappings()
+            .all()
+        )
+        status = rows[0]["connection_status"]  # the outer join always yields a row
+        states = {r["data_type"]: _sync_state(r) for r in rows if r["data_type"]}
+        return (ConnectionStatus(status) if status else None), states
 
     async def save_sync_state(self, state: SyncState) -> None:
         """Insert or replace the (user, type) sync state."""
@@ -191,6 +246,55 @@ class RecordRepository:
             },
         )
         await self._session.execute(stmt)
+
+
+def _served(table: Table) -> list[Column[Any]]:
+    """What a read serves: every column but `raw`, the stored payload, the widest by far."""
+    return [c for c in table.columns if c.name != "raw"]
+
+
+# The read path's statements, built once with bound parameters: building and coercing a
+# statement per request cost more CPU than running it.
+def _by_start(table: Table) -> Select[Any]:
+    return (
+        select(*_served(table))
+        .where(
+            table.c.user_id == bindparam("user_id"),
+            table.c.start >= bindparam("start"),
+            table.c.start < bindparam("end"),
+        )
+        .order_by(table.c.start)
+    )
+
+
+_BY_START = {
+    kind: _by_start(table) for kind, (table, _) in TABLES.items() if kind != "recovery"
+}
+_CYCLE_COLUMNS = [c.name for c in _served(t.cycles)]
+_RECOVERY_COLUMNS = [c.name for c in _served(t.recoveries)]
+_CYCLES_WITH_RECOVERIES = (
+    _by_start(t.cycles)
+    .add_columns(*_served(t.recoveries))
+    .outerjoin(
+        t.recoveries,
+        and_(
+            t.recoveries.c.cycle_id == t.cycles.c.id,
+            t.recoveries.c.user_id == t.cycles.c.user_id,
+        ),
+    )
+)
+# One row per sync state, or one row of NULLs beside the status when the user has none.
+_STATUS_AND_STATES = select(
+    select(t.connections.c.status)
+    .where(t.connections.c.user_id == bindparam("user_id"))
+    .scalar_subquery()
+    .label("connection_status"),
+    *t.sync_state.c,
+).select_from(
+    select(literal_column("1").label("one"))
+    .subquery("one")
+    .outerjoin(t.sync_state, t.sync_state.c.user_id == bindparam("user_id"))
+)
 
 
 def _sync_state(row: RowMapping) -> SyncState:
