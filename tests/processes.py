@@ -14,30 +14,40 @@ from tests.servers import free_port
 
 
 class App:
-    """One `uvicorn --factory` process."""
+    """One `uvicorn --factory` process (started again on the same port by `restart()`)."""
 
     def __init__(self, factory: str, env: dict[str, str], cwd: Path, log: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self._factory, self._env, self._cwd = factory, env, cwd
         self._log = log.open("wb")
-        self.proc = subprocess.Popen(
+        self.proc = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "uvicorn",
                 "--factory",
-                factory,
+                self._factory,
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(self.port),
                 "--no-access-log",
             ],
-            env={**os.environ, **env},
-            cwd=cwd,
+            env={**os.environ, **self._env},
+            cwd=self._cwd,
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
+
+    def restart(self) -> None:
+        """Start the app again on the same port (after `kill()`); its log goes on in one file."""
+        if self.proc.poll() is None:
+            raise RuntimeError(f"{self.url} is still running")
+        self.proc = self._spawn()
 
     def wait_ready(self, path: str, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s
