@@ -3,12 +3,8 @@ low rate limit: 100 users synced, every job done once, no duplicate rows, no 429
 the budget in any minute, and a replica killed mid-run loses nothing."""
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
-from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
@@ -17,6 +13,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 
 from tests.processes import App
+from tests.service_calls import connect_user, job_states, migrate
 from whoop_service.db.session import make_engine
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
@@ -25,30 +22,6 @@ USERS = 100
 PER_MINUTE = 300  # low enough that ~530 requests must wait across several windows
 BUDGET = int(PER_MINUTE * 0.9)
 KEY = "replica-test-key"
-
-
-async def job_states(engine) -> dict[str, int]:
-    async with engine.connect() as conn:
-        rows = await conn.execute(
-            text("SELECT status, count(*) FROM whoop.jobs GROUP BY status")
-        )
-        return {s: n for s, n in rows.all()}
-
-
-async def connect_user(client: httpx2.AsyncClient, replica: str, user_id: str) -> None:
-    started = await client.post(
-        f"{replica}/internal/auth/connect/{user_id}", headers={"X-API-Key": KEY}
-    )
-    assert started.status_code == 200, started.text
-    at_whoop = await client.get(started.json()["authorization_url"])
-    assert at_whoop.status_code == 302, at_whoop.text
-    query = parse_qs(urlsplit(at_whoop.headers["location"]).query)
-    done = await client.post(
-        f"{replica}/internal/auth/callback",
-        json={"code": query["code"][0], "state": query["state"][0]},
-        headers={"X-API-Key": KEY},
-    )
-    assert done.status_code == 200, done.text
 
 
 async def test_three_replicas_sync_100_users_within_the_budget(
@@ -87,16 +60,8 @@ async def test_three_replicas_sync_100_users_within_the_budget(
         "LOG_LEVEL": "warning",
         "VAR_DIR": str(tmp_path / "var"),
     }
-    migrate = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "whoop_service", "migrate"],
-        env={**os.environ, **env},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert migrate.returncode == 0, migrate.stderr
+    migrated = await migrate(env, tmp_path)
+    assert migrated.returncode == 0, migrated.stderr
     replicas = [
         App(
             "whoop_service.main:create_app", env, tmp_path, tmp_path / f"replica{i}.log"
@@ -113,7 +78,9 @@ async def test_three_replicas_sync_100_users_within_the_budget(
 
             async def one(i: int) -> None:
                 async with sem:
-                    await connect_user(client, replicas[i % 3].url, f"user-{i:03d}")
+                    await connect_user(
+                        client, replicas[i % 3].url, f"user-{i:03d}", KEY
+                    )
 
             syncs_started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
             await asyncio.gather(*(one(i) for i in range(USERS)))
@@ -175,14 +142,15 @@ async def test_three_replicas_sync_100_users_within_the_budget(
                     ).json()
                     for kind in ("cycle", "sleep", "workout", "recovery")
                 }
-                # When each record appeared at WHOOP: a cycle at its start, a sleep or workout
-                # once it ended, a recovery with its sleep.
+                # When each record appeared at WHOOP: a cycle once its opening sleep ended (its
+                # created_at, not its start), a sleep or workout once it ended, a recovery with
+                # its sleep.
                 sleep_end = {x["id"]: x["end"] for x in truth["sleep"]}
                 for kind, records in truth.items():
                     key = "cycle_id" if kind == "recovery" else "id"
                     appeared = {
                         str(r[key]): (
-                            r["start"]
+                            r["created_at"]
                             if kind == "cycle"
                             else sleep_end.get(r["sleep_id"], "9999")
                             if kind == "recovery"
