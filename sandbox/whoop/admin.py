@@ -1,8 +1,8 @@
 """`/sandbox/*`: what tests in other processes may ask the emulator (not part of WHOOP's API).
 
-The counters that prove the rate limit was respected, and the true records of a member, for a test
-driving services as separate processes. These routes are outside `/developer`, so they are never
-rate limited and never counted.
+The counters that prove the rate limit was respected, the request log, and the true records of a
+member, for a test or benchmark driving services as separate processes. These routes are outside
+`/developer`, so they are never rate limited and never counted.
 """
 
 from __future__ import annotations
@@ -24,6 +24,22 @@ async def stats(request: Request) -> dict[str, Any]:
         "admitted": sandbox.limiter.admitted,
         "token_requests": dict(sandbox.token_requests),
     }
+
+
+@router.get("/requests")
+async def requests(
+    request: Request, path_prefix: str = "/developer"
+) -> list[dict[str, Any]]:
+    """Logged requests under `path_prefix`, oldest first: when each was answered, and how.
+
+    Lets a benchmark in another process count requests per minute and time its phases.
+    """
+    sandbox = request.app.state.sandbox
+    return [
+        {"method": r.method, "path": r.path, "status": r.status, "at": r.at}
+        for r in sandbox.request_log
+        if r.path.startswith(path_prefix)
+    ]
 
 
 @router.get("/users/{user_id}/records/{kind}")
