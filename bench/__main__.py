@@ -7,10 +7,11 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import gateway_overhead
+from bench import backfill, budget_sim, gateway_overhead, read_path
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
 
@@ -33,39 +34,34 @@ def _machine() -> str:
     )
 
 
-def main() -> int:
-    rows = asyncio.run(gateway_overhead.run())
+SECTIONS: dict[str, Callable[[], Awaitable[list[str]]]] = {
+    "gateway": gateway_overhead.section,
+    "reads": read_path.run,
+    "budget": budget_sim.run,
+    "backfill": backfill.run,
+}
+
+
+def main(argv: list[str]) -> int:
+    """`python -m bench [gateway|reads|budget|backfill ...]`: all by default, in that order."""
+    chosen = argv or list(SECTIONS)
+    unknown = [name for name in chosen if name not in SECTIONS]
+    if unknown:
+        sys.stderr.write(
+            f"unknown benchmark(s) {unknown}; choose from {list(SECTIONS)}\n"
+        )
+        return 2
+    command = "make bench" if not argv else f"python -m bench {' '.join(argv)}"
     lines = [
         "# Benchmark results",
         "",
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `make bench` on {_machine()}.",
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command}` on {_machine()}.",
         "Loopback only; every figure below comes from the same run, side by side.",
         "",
-        "## 1. Gateway overhead (Sahha 40 ms, WHOOP service 10 ms: a 50 ms floor, sequential)",
-        "",
-        "| target | connections | requests | errors | req/s | p50 ms | p99 ms"
-        " | overhead p50 ms | overhead p99 ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in rows:
-        lines.append(
-            f"| {r.target} | {r.connections} | {r.requests} | {r.errors} | {r.rps:.0f} | "
-            f"{r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.overhead_p50_ms:.1f} | {r.overhead_p99_ms:.1f} |"
-        )
-    by = {(r.target, r.connections): r for r in rows}
-    lines.append("")
-    for c in (1, 16, 64):
-        g, ref = by[("gateway", c)], by[("aiohttp reference", c)]
-        lines.append(
-            f"- {c} connections: gateway throughput = {g.rps / ref.rps:.0%} of the reference."
-        )
-    lines += [
-        "",
-        "Targets: overhead p50 <= 2 ms and p99 <= 10 ms at 16 connections; throughput >= 60 % of",
-        "the reference. The gateway verifies a JWT, validates, logs a JSON line and merges",
-        "per request; the reference does none of that.",
-        "",
-    ]
+    for name in chosen:
+        sys.stderr.write(f"bench: {name}...\n")
+        lines += asyncio.run(SECTIONS[name]())
     text = "\n".join(lines)
     RESULTS.write_text(text)
     sys.stdout.write(text)
@@ -73,4 +69,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
