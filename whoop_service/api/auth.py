@@ -16,7 +16,7 @@ from shared.contracts import (
 )
 from shared.params import UserIdPath
 from shared.problems import problem_responses
-from whoop_service.deps import ConnectFlowDep
+from whoop_service.deps import ConnectFlowDep, DeadlineDep
 
 router = APIRouter(prefix="/internal/auth", tags=["auth"], responses=API_KEY_RESPONSES)
 NOT_CONFIGURED = {503: "WHOOP credentials are not configured (`whoop_not_configured`)."}
@@ -68,9 +68,11 @@ async def status(user_id: UserIdPath, flow: ConnectFlowDep) -> ConnectionStatusR
 async def disconnect(
     user_id: UserIdPath,
     flow: ConnectFlowDep,
+    deadline: DeadlineDep,
     delete_data: Annotated[
         bool, Query(description="Also delete every stored WHOOP record.")
     ] = False,
 ) -> DisconnectResponse:
-    """Revoke access at WHOOP and forget the tokens (and, if asked, the data)."""
-    return await flow.disconnect(user_id, delete_data=delete_data)
+    """Revoke access at WHOOP (within the deadline) and forget the tokens (and, if asked, the
+    data)."""
+    return await flow.disconnect(user_id, delete_data=delete_data, deadline=deadline)

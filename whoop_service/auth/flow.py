@@ -36,6 +36,7 @@ from whoop_service.errors import (
     WhoopUnavailable,
 )
 from whoop_service.sync.plan import SyncPolicy, type_statuses
+from whoop_service.whoop.budget import BudgetExhausted
 from whoop_service.whoop.client import WhoopClient
 from whoop_service.whoop.errors import WhoopError, WhoopInvalidGrant, WhoopOAuthError
 from whoop_service.whoop.oauth import WhoopOAuth, build_authorize_url, make_pkce_pair
@@ -252,10 +253,11 @@ class ConnectFlow:
         )
 
     async def disconnect(
-        self, user_id: str, *, delete_data: bool
+        self, user_id: str, *, delete_data: bool, deadline: float | None = None
     ) -> DisconnectResponse:
-        """Revoke at WHOOP (best effort), then forget tokens (and data) in one transaction."""
-        revoked = await self._revoke(user_id)
+        """Revoke at WHOOP (best effort, before `deadline`), then forget tokens (and data) in
+        one transaction."""
+        revoked = await self._revoke(user_id, deadline)
         async with self._sessions() as session:
             repo = ConnectionRepository(session)
             was_connected = await repo.delete_connection(user_id)
@@ -276,13 +278,13 @@ class ConnectFlow:
             records_deleted=counts,
         )
 
-    async def _revoke(self, user_id: str) -> bool:
+    async def _revoke(self, user_id: str, deadline: float | None) -> bool:
         try:
             token = await self._tokens.get_access_token(user_id)
-            await self._whoop.revoke_access(token)
+            await self._whoop.revoke_access(token, deadline=deadline)
         except (WhoopNotConnected, WhoopNeedsReauth):
             return False
-        except (WhoopError, WhoopUnavailable) as exc:
+        except (WhoopError, WhoopUnavailable, BudgetExhausted) as exc:
             # Forgetting locally matters more than WHOOP's answer; the member can revoke in the
             # WHOOP app too. The answer says it did not happen.
             log.warning(

@@ -130,10 +130,12 @@ class WhoopClient:
         )
         return _parse(resp, WhoopProfile)
 
-    async def revoke_access(self, access_token: str) -> None:
+    async def revoke_access(
+        self, access_token: str, *, deadline: float | None = None
+    ) -> None:
         """Revoke this app's access for the member (`DELETE /v2/user/access`, 204)."""
         await self._with_retries(
-            "DELETE", "/v2/user/access", access_token, Priority.INTERACTIVE
+            "DELETE", "/v2/user/access", access_token, Priority.INTERACTIVE, deadline
         )
 
     # Calls on behalf of a user (tokens from a TokenSource)

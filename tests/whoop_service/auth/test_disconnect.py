@@ -1,9 +1,12 @@
 """Disconnect revokes at WHOOP, forgets the tokens and, when asked, every stored record."""
 
+import time
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
 from sqlalchemy import func, insert, select
 
+from tests.whoop_service.harness import make_harness
 from whoop_service.db import tables as t
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
@@ -103,3 +106,34 @@ async def test_disconnecting_a_stranger_is_harmless(harness):
         "/internal/auth/user-1", params={"delete_data": "maybe"}
     )
     assert bad.status_code == 422
+
+
+async def test_disconnect_with_no_budget_left_forgets_within_the_deadline(
+    database_url, tmp_path
+):
+    """WHOOP's minute is spent: the revoke waits no longer than the caller will, the answer
+    says it did not happen, and the tokens are forgotten all the same."""
+    async with AsyncExitStack() as stack:
+        harness = await make_harness(
+            stack,
+            database_url,
+            tmp_path,
+            service_overrides={
+                "worker_enabled": False,
+                "whoop_rate_limit_per_minute": 2,  # one request a minute after headroom
+            },
+        )
+        assert (await harness.connect("user-1")).status_code == 200
+        # The profile fetch on connecting took the minute's only slot.
+        assert harness.whoop.count_requests("/developer/v2/user/profile/basic") == 1
+        started = time.monotonic()
+        resp = await harness.client.delete(
+            "/internal/auth/user-1", headers={"X-Request-Deadline-Ms": "500"}
+        )
+        waited = time.monotonic() - started
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["revoked_at_whoop"] is False
+        assert resp.json()["was_connected"] is True
+        assert waited < 5, "no wait for the next minute's slot"
+        assert harness.whoop.count_requests("/developer/v2/user/access", "DELETE") == 0
+        assert await count(harness, t.connections, "user-1") == 0
