@@ -237,6 +237,16 @@ class FailoverBudget:
         """Keep to this replica's share of the limits, from now until Redis answers again."""
         if self.mode is Mode.FALLBACK:
             return
+        if self._local is not None:
+            # Failed again while rejoining: the share in force already counts every send of
+            # this minute window; a fresh one would grant its headroom a second time.
+            self._mode = Mode.FALLBACK
+            log.warning(
+                "whoop.budget.local_fallback",
+                replicas=self._share_of,
+                error_type=type(error).__name__ if error else "redis_data_lost",
+            )
+            return
         now = self._clock()
         replicas = self.replicas
         n = replicas or 1
@@ -291,6 +301,10 @@ class FailoverBudget:
                 )
         except REDIS_ERRORS as exc:
             self._fall_back(exc)
+            return
+        if self._mode is not Mode.REJOINING:
+            # Another call failed meanwhile: what it sent offline is in no shared count yet.
+            # Keeping what was just recorded too counts it twice at the next rejoin: safe.
             return
         self._offline.clear()  # sends since are in Redis: the mode was REJOINING
         self._data_lost = False

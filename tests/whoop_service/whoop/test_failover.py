@@ -91,13 +91,18 @@ def server():
 
 @asynccontextmanager
 async def replica(
-    server, vt: SettledTime, prefix: str, heartbeat_s: float = 2.0, retry_s: float = 1.0
+    server,
+    vt: SettledTime,
+    prefix: str,
+    heartbeat_s: float = 2.0,
+    retry_s: float = 1.0,
+    limits: BudgetLimits = LIMITS,
 ):
     """One replica's budget (its own Redis connection), on virtual time."""
     redis = Redis.from_url(server.url, socket_timeout=0.5, socket_connect_timeout=0.5)
     shared = RedisBudget(
         redis,
-        LIMITS,
+        limits,
         prefix=prefix,
         clock=vt.clock,
         sleep=vt.sleep,
@@ -258,3 +263,44 @@ async def test_a_redis_that_lost_its_data_without_failing_a_call_is_noticed(serv
         with pytest.raises(BudgetExhausted):
             await two.acquire(Priority.INTERACTIVE, deadline=vt.now + 1)
     await admin.aclose()
+
+
+async def test_redis_failing_again_while_rejoining_grants_no_second_headroom(server):
+    """Ours 8, WHOOP's 10 a window: each of two shares may spend one of WHOOP's headroom in the
+    window it falls back in, once; a Redis that flaps inside that window must not grant it again."""
+    vt = SettledTime()
+    prefix = f"test:{uuid.uuid4().hex}"
+    limits = BudgetLimits(
+        per_minute=8, per_day=10_000, minute_window_s=WINDOW_S, whoop_per_minute=10
+    )
+    grants: list[float] = []
+
+    async def send_what_fits(budget: FailoverBudget) -> None:
+        while True:
+            try:
+                await budget.acquire(Priority.INTERACTIVE, deadline=vt.now)
+            except BudgetExhausted:
+                return
+            grants.append(vt.now)
+
+    async with (
+        replica(server, vt, prefix, limits=limits) as one,
+        replica(server, vt, prefix, limits=limits) as two,
+    ):
+        await vt.run(vt.sleep(2.5))  # a heartbeat each: both know there are two
+        for budget in (one, two):
+            await send_what_fits(budget)
+        server.stop()
+        for budget in (one, two):
+            await send_what_fits(budget)
+        assert [one.mode, two.mode] == [Mode.FALLBACK, Mode.FALLBACK]
+        server.start()
+        await vt.run(vt.sleep(1.5))  # the watchers' next look: both rejoin
+        assert [one.mode, two.mode] == [Mode.REJOINING, Mode.REJOINING]
+        server.stop()
+        for budget in (one, two):
+            assert await budget.redis_state() == "unavailable"  # a readiness probe
+            await send_what_fits(budget)
+        assert [one.mode, two.mode] == [Mode.FALLBACK, Mode.FALLBACK]
+    assert vt.now < grants[0] + WINDOW_S, "all of it inside one window"
+    assert len(grants) == 10, "our 8, then WHOOP's headroom once"
