@@ -10,6 +10,7 @@ from sqlalchemy import RowMapping, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from whoop_service.db import tables as t
+from whoop_service.db.session import select_for_update
 from whoop_service.domain import Connection, ConnectionStatus, OAuthState
 
 
@@ -49,25 +50,13 @@ class ConnectionRepository:
         return _connection(row) if row else None
 
     async def get_connection_for_update(self, user_id: str) -> Connection | None:
-        """Read the row holding a lock that other transactions (and processes) wait for.
-
-        PostgreSQL: `SELECT … FOR UPDATE`. SQLite has no row locks: a no-op write as the
-        transaction's first statement takes the database write lock, held until commit, so a
-        second refresher waits and then reads what the first one stored.
-        """
-        if self._session.get_bind().dialect.name == "sqlite":
-            await self._session.execute(
-                update(t.connections)
-                .where(t.connections.c.user_id == user_id)
-                .values(token_version=t.connections.c.token_version)
-            )
-            return await self.get_connection(user_id)
-        stmt = (
-            select(t.connections)
-            .where(t.connections.c.user_id == user_id)
-            .with_for_update()
+        """Read the row holding a lock that other transactions (and processes) wait for: a second
+        refresher waits, then reads what the first one stored."""
+        mine = t.connections.c.user_id == user_id
+        result = await select_for_update(
+            self._session, select(t.connections).where(mine), t.connections, mine
         )
-        row = (await self._session.execute(stmt)).mappings().first()
+        row = result.mappings().first()
         return _connection(row) if row else None
 
     async def list_connected(self) -> list[tuple[str, int]]:

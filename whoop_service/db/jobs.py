@@ -17,9 +17,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from whoop_service.db import tables as t
+from whoop_service.db.session import select_for_update
 
 # A batch names at most this many records (a bulk import is synced by window, not by id).
 MAX_BATCH_RECORDS = 100
+# Tries to join or start a user's batch before giving up (each lost only to a batch that was
+# created and claimed in between).
+BATCH_ROUNDS = 4
+
+
+class BatchContended(Exception):
+    """The user's batch kept being claimed before a change could join it; try again later."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,13 +133,12 @@ class JobRepository:
         runs, the key passes to the next batch.
         """
         key = f"changes:{user_id}"
-        for _ in range(2):
+        batch = t.jobs.c.dedupe_key == key
+        for _ in range(BATCH_ROUNDS):
             pick = select(t.jobs.c.id, t.jobs.c.payload, t.jobs.c.run_after).where(
-                t.jobs.c.dedupe_key == key, t.jobs.c.status == "queued"
+                batch, t.jobs.c.status == "queued"
             )
-            if self._dialect == "postgresql":
-                pick = pick.with_for_update()
-            row = (await self._session.execute(pick)).first()
+            row = (await select_for_update(self._session, pick, t.jobs, batch)).first()
             if row is not None:
                 payload = dict(row.payload)
                 records = list(payload.get("records", []))
@@ -170,6 +177,9 @@ class JobRepository:
             if created:
                 return
             # Another worker created the batch in the meantime: join it.
+        # Each round, another batch was created and then claimed before this one could join:
+        # the caller's job runs again rather than drop the change.
+        raise BatchContended(user_id)
 
     async def batch_types(self, user_id: str) -> list[str]:
         """The types the user's queued webhook batch has yet to fetch."""
@@ -184,15 +194,14 @@ class JobRepository:
     ) -> None:
         """A sync that began at `synced_from` fetched `data_types`: the queued batch need not,
         as long as nothing was added to it after that sync began."""
-        key = f"changes:{user_id}"
+        batch = t.jobs.c.dedupe_key == f"changes:{user_id}"
         pick = select(t.jobs.c.id, t.jobs.c.payload).where(
-            t.jobs.c.dedupe_key == key,
-            t.jobs.c.status == "queued",
-            t.jobs.c.updated_at <= synced_from,
+            batch, t.jobs.c.status == "queued", t.jobs.c.updated_at <= synced_from
         )
-        if self._dialect == "postgresql":
-            pick = pick.with_for_update(skip_locked=True)
-        row = (await self._session.execute(pick)).first()
+        result = await select_for_update(
+            self._session, pick, t.jobs, batch, skip_locked=True
+        )
+        row = result.first()
         if row is None:
             return
         # The batch still runs: a named record outside the synced window is fetched by id then.

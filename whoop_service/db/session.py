@@ -5,9 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import ColumnElement, Result, Select, Table, event, text, update
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from whoop_service.db.tables import SCHEMA
 
@@ -68,3 +73,28 @@ async def ping(engine: AsyncEngine) -> None:
     """Round-trip to the database; raises when it cannot answer."""
     async with engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
+
+
+async def select_for_update(
+    session: AsyncSession,
+    stmt: Select[Any],
+    table: Table,
+    where: ColumnElement[bool],
+    *,
+    skip_locked: bool = False,
+) -> Result[Any]:
+    """Run `stmt` (which reads rows of `table` matching `where`) holding a lock that other
+    writers wait for until this transaction ends.
+
+    PostgreSQL: `FOR UPDATE` on the rows read (`SKIP LOCKED`: rows another transaction holds are
+    passed over). SQLite has no row locks: a no-op write as the transaction's first statement
+    takes the database write lock, so a second writer waits and then reads what the first one
+    stored (there is nothing to skip).
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        key = next(iter(table.primary_key.columns))
+        await session.execute(update(table).where(where).values({key.name: key}))
+    else:
+        stmt = stmt.with_for_update(skip_locked=skip_locked)
+    result: Result[Any] = await session.execute(stmt)
+    return result

@@ -22,11 +22,13 @@ from whoop_service.db.connections import ConnectionRepository
 from whoop_service.db.jobs import Job, JobRepository
 from whoop_service.db.records import RecordRepository
 from whoop_service.domain import DATA_TYPES, ConnectionStatus
+from whoop_service.errors import WhoopUnavailable
 from whoop_service.sync import mapping
 from whoop_service.sync.engine import SyncEngine
 from whoop_service.sync.plan import plan_window
+from whoop_service.whoop.budget import BudgetExhausted
 from whoop_service.whoop.client import TokenSource, WhoopClient
-from whoop_service.whoop.errors import WhoopNotFound
+from whoop_service.whoop.errors import WhoopError, WhoopNotFound
 from whoop_service.whoop.ratelimit import Priority
 
 log = structlog.get_logger()
@@ -70,31 +72,38 @@ class JobHandlers:
         # How long changes announced by webhooks wait, to be fetched together.
         self._settle = settle
 
-    def _deadline(self) -> float:
-        return time.monotonic() + self._run_limit_s
-
     async def run(self, job: Job) -> str:
+        # One deadline for all of the job's WHOOP work, so that it ends inside the lease.
+        deadline = time.monotonic() + self._run_limit_s
         if job.kind == "webhook":
             return await self._webhook(job.payload)
         if job.kind == "sync" and job.user_id:
             # A batch whose types a read's sync already fetched has none left ([]).
             types = job.payload.get("data_types", DATA_TYPES)
-            outcome = await self._sync(job.user_id, types, Priority(job.priority))
+            outcome = await self._sync(
+                job.user_id, types, Priority(job.priority), deadline
+            )
             if outcome == "synced" and job.payload.get("records"):
-                await self._fetch_outside_window(job.user_id, job.payload["records"])
+                await self._fetch_outside_window(
+                    job.user_id, job.payload["records"], deadline
+                )
             return outcome
         log.error("jobs.unknown_kind", kind=job.kind)
         return "unknown_kind"
 
     async def _sync(
-        self, user_id: str, data_types: Sequence[str], priority: Priority
+        self,
+        user_id: str,
+        data_types: Sequence[str],
+        priority: Priority,
+        deadline: float,
     ) -> str:
         async with self._sessions() as session:
             conn = await ConnectionRepository(session).get_connection(user_id)
         if conn is None or conn.status is not ConnectionStatus.CONNECTED:
             return "not_connected"
         report = await self._engine.sync_user(
-            user_id, data_types=data_types, priority=priority, deadline=self._deadline()
+            user_id, data_types=data_types, priority=priority, deadline=deadline
         )
         if report.status != "success":
             raise RetryLater(f"sync_{report.status}")
@@ -142,9 +151,12 @@ class JobHandlers:
             return "batched"
         return "ignored"
 
-    async def _fetch_outside_window(self, user_id: str, records: Sequence[str]) -> None:
+    async def _fetch_outside_window(
+        self, user_id: str, records: Sequence[str], deadline: float
+    ) -> None:
         """Fetch by id each named record the batch's windowed sync could not have seen: one
-        not stored, or older than the window (a member editing last month's sleep)."""
+        not stored, or older than the window (a member editing last month's sleep). A record
+        that fails does not hold up the others; the job runs again for it."""
         now = self._clock()
         parsed = [tuple(r.split(":", 1)) for r in records]
         async with self._sessions() as session:
@@ -159,6 +171,7 @@ class JobHandlers:
             starts["recovery"] = await repo.starts_of(
                 "sleep", user_id, [i for k, i in parsed if k == "recovery"]
             )
+        failed = 0
         for kind, object_id in parsed:
             state = states.get(kind)
             start = starts.get(kind, {}).get(object_id)
@@ -168,12 +181,25 @@ class JobHandlers:
                 margin = timedelta(days=1) if kind == "recovery" else timedelta(0)
                 if start >= window.start + margin:
                     continue
-            if kind == "recovery":
-                await self._fetch_recovery(user_id, object_id)
-            else:
-                await self._fetch_and_store(user_id, kind, object_id)
+            try:
+                if kind == "recovery":
+                    await self._fetch_recovery(user_id, object_id, deadline)
+                else:
+                    await self._fetch_and_store(user_id, kind, object_id, deadline)
+            except (WhoopError, WhoopUnavailable, BudgetExhausted) as exc:
+                failed += 1
+                log.warning(
+                    "whoop.batch.record_failed",
+                    user_id=user_id,
+                    kind=kind,
+                    error_type=type(exc).__name__,
+                )
+        if failed:
+            raise RetryLater("records_failed")
 
-    async def _fetch_and_store(self, user_id: str, kind: str, object_id: str) -> str:
+    async def _fetch_and_store(
+        self, user_id: str, kind: str, object_id: str, deadline: float
+    ) -> str:
         try:
             record = await self._client.fetch_one(
                 kind,  # type: ignore[arg-type]
@@ -181,7 +207,7 @@ class JobHandlers:
                 self._tokens,
                 user_id,
                 priority=Priority.WEBHOOK,
-                deadline=self._deadline(),
+                deadline=deadline,
             )
         except WhoopNotFound:
             return await self._delete(kind, object_id)  # gone again before we looked
@@ -193,7 +219,9 @@ class JobHandlers:
             await session.commit()
         return "stored"
 
-    async def _fetch_recovery(self, user_id: str, sleep_id: str) -> str:
+    async def _fetch_recovery(
+        self, user_id: str, sleep_id: str, deadline: float
+    ) -> str:
         # v2 recovery events carry the sleep's id: sleep → its cycle → the cycle's recovery.
         try:
             sleep = await self._client.fetch_one(
@@ -202,7 +230,7 @@ class JobHandlers:
                 self._tokens,
                 user_id,
                 priority=Priority.WEBHOOK,
-                deadline=self._deadline(),
+                deadline=deadline,
             )
             recovery = await self._client.fetch_one(
                 "recovery_for_cycle",
@@ -210,7 +238,7 @@ class JobHandlers:
                 self._tokens,
                 user_id,
                 priority=Priority.WEBHOOK,
-                deadline=self._deadline(),
+                deadline=deadline,
             )
         except WhoopNotFound:
             return "not_found"

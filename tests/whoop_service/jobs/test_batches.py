@@ -136,6 +136,35 @@ async def test_an_edit_to_an_old_record_is_fetched_by_id(harness):
     assert rows[old["id"]]["sleep_performance_percentage"] == 12.0
 
 
+async def test_an_old_record_that_fails_holds_up_neither_the_others_nor_itself(harness):
+    whoop_user = await connect(harness)
+    sleeps = harness.whoop.records("sleep", whoop_user)
+    failing, fine = sleeps[12]["id"], sleeps[14]["id"]  # both far outside the window
+    for sleep_id, score in ((failing, 12.0), (fine, 14.0)):
+        harness.whoop.rescore("sleep", sleep_id, sleep_performance_percentage=score)
+        await harness.whoop.send_webhook(whoop_user, "sleep.updated", sleep_id)
+    await run_due(harness)
+    harness.whoop.fail_next(f"/v2/activity/sleep/{failing}", 500, count=100)
+    harness.clock.advance(seconds=SETTLE.total_seconds())
+    await run_due(harness)
+    rows = {r["id"]: r for r in await stored(harness, "sleep")}
+    assert rows[fine]["sleep_performance_percentage"] == 14.0
+    assert rows[failing]["sleep_performance_percentage"] != 12.0
+    async with harness.app.state.sessions() as session:
+        job = (
+            await session.execute(
+                select(t.jobs).where(t.jobs.c.dedupe_key == "changes:user-1")
+            )
+        ).one()
+    assert (job.status, job.attempts, job.last_error) == ("queued", 1, "records_failed")
+
+    harness.whoop.faults.clear()
+    harness.clock.now = job.run_after
+    await run_due(harness)
+    rows = {r["id"]: r for r in await stored(harness, "sleep")}
+    assert rows[failing]["sleep_performance_percentage"] == 12.0
+
+
 async def test_a_sync_that_ran_meanwhile_covers_the_batch(harness):
     whoop_user = await connect(harness)
     recovery = harness.whoop.records("recovery", whoop_user)[0]
@@ -268,3 +297,63 @@ async def test_a_read_fetches_what_a_pending_batch_announced(harness):
     assert data_requests(harness) == {"/activity/sleep": 1}, (
         "the batch had nothing left"
     )
+
+
+async def test_a_change_never_lands_in_a_batch_a_worker_claimed_meanwhile(harness):
+    """The batch is read and changed under a lock. A worker claiming it in between waits
+    (SQLite) or passes it over (PostgreSQL), so the change is in what the worker runs or in the
+    queued batch, never written into a job already running without it."""
+    sessions = harness.app.state.sessions
+    now = harness.clock.now
+
+    async def add(session, record: str) -> None:
+        await JobRepository(session).batch_changes(
+            "user-1",
+            ["sleep"],
+            record,
+            priority=1,
+            now=now,
+            settle=SETTLE,
+            repeat_settle=SETTLE,
+        )
+        await session.commit()
+
+    async def claim() -> list:
+        async with sessions() as session:
+            later = now + 2 * SETTLE
+            jobs = await JobRepository(session).claim("w", later, later + SETTLE, 5)
+            await session.commit()
+            return jobs
+
+    async with sessions() as session:
+        await add(session, "sleep:a")
+    read, go_on = asyncio.Event(), asyncio.Event()
+    async with sessions() as session:
+        execute = session.execute
+
+        async def pausing_after_the_read(stmt, *args, **kwargs):
+            result = await execute(stmt, *args, **kwargs)
+            if stmt.is_select and not read.is_set():
+                read.set()
+                await go_on.wait()
+            return result
+
+        session.execute = pausing_after_the_read
+        change = asyncio.create_task(add(session, "sleep:b"))
+        await read.wait()
+        claimed = asyncio.create_task(claim())
+        await asyncio.sleep(0.5)  # without the lock, the claim commits meanwhile
+        go_on.set()
+        await change
+    running = [r for job in await claimed for r in job.payload["records"]]
+    async with sessions() as session:
+        queued = (
+            await session.execute(
+                select(t.jobs.c.payload).where(
+                    t.jobs.c.dedupe_key == "changes:user-1",
+                    t.jobs.c.status == "queued",
+                )
+            )
+        ).scalar_one_or_none()
+    waiting = queued["records"] if queued else []
+    assert sorted(running + waiting) == ["sleep:a", "sleep:b"]
