@@ -86,12 +86,18 @@ async def connect(
 async def callback(
     whoop: WhoopServiceDep,
     settings: SettingsDep,
-    code: Annotated[str | None, Query(max_length=2048)] = None,
-    state: Annotated[str | None, Query(max_length=512)] = None,
-    error: Annotated[str | None, Query(max_length=64)] = None,
+    code: Annotated[str | None, Query()] = None,
+    state: Annotated[str | None, Query()] = None,
+    error: Annotated[str | None, Query()] = None,
 ) -> Response:
     """Where WHOOP sends the browser: finish the connection, then go back to the app."""
-    if not state or (code is None) == (error is None):
+    # Checked here rather than by query validation: a browser goes back to the app, never to a
+    # 422 problem it cannot show.
+    too_long = any(
+        value is not None and len(value) > limit
+        for value, limit in ((code, 2048), (state, 512), (error, 64))
+    )
+    if too_long or not state or (code is None) == (error is None):
         return _finish(settings, ok=False, reason="invalid_request")
     body = {
         "state": state,

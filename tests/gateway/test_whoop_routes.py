@@ -68,6 +68,17 @@ async def test_a_forged_callback_redirects_with_an_error_and_connects_nobody(sta
         missing.headers["location"]
         == "hosapp://whoop?status=error&reason=invalid_request"
     )
+    for params in (
+        {"code": "x", "state": "s" * 513},
+        {"code": "x" * 2049, "state": "forged-state-value-123"},
+        {"error": "e" * 65, "state": "forged-state-value-123"},
+    ):
+        too_long = await stack.client.get("/api/v1/whoop/callback", params=params)
+        assert too_long.status_code == 302, too_long.text
+        assert (
+            too_long.headers["location"]
+            == "hosapp://whoop?status=error&reason=invalid_request"
+        )
 
 
 @pytest.mark.parametrize("stack", [{"app_redirect_url": None}], indirect=True)
