@@ -117,15 +117,6 @@ async def _start(
             settings.whoop_api_base_url, 10.0, transport=overrides.whoop_transport
         )
     )
-    oauth = None
-    if settings.whoop_client_id and settings.whoop_client_secret:
-        oauth = WhoopOAuth(
-            oauth_http,
-            client_id=settings.whoop_client_id,
-            client_secret=settings.whoop_client_secret.get_secret_value(),
-            redirect_uri=settings.whoop_redirect_uri,
-            scopes=settings.whoop_scopes.split(),
-        )
     readiness: dict[str, ReadinessCheck] = {"database": partial(ping, engine)}
     budget: RateBudget = overrides.budget or LocalBudget(_limits(settings))
     if overrides.budget is None and settings.redis_url:
@@ -141,6 +132,16 @@ async def _start(
         readiness["redis"] = budget.redis_state
         readiness["rate_budget"] = budget.budget_state
     whoop = WhoopClient(api_http, budget=budget)
+    oauth = None
+    if settings.whoop_client_id and settings.whoop_client_secret:
+        oauth = WhoopOAuth(
+            oauth_http,
+            client_id=settings.whoop_client_id,
+            client_secret=settings.whoop_client_secret.get_secret_value(),
+            redirect_uri=settings.whoop_redirect_uri,
+            scopes=settings.whoop_scopes.split(),
+            budget=budget,
+        )
     tokens = TokenManager(sessions, cipher, oauth, clock=overrides.clock)
     policy = SyncPolicy(
         freshness={

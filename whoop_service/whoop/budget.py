@@ -42,6 +42,10 @@ class RateBudget(Protocol):
     async def block_for(self, seconds: float) -> None:
         """WHOOP said its window is spent: send nothing for `seconds`."""
 
+    async def record_sent(self) -> None:
+        """Count a send that took no slot (a token call, which cannot wait): what follows
+        waits for it."""
+
     async def status(self) -> dict[str, object]:
         """What `/health/ready` and the metrics report."""
 
@@ -110,6 +114,9 @@ class LocalBudget:
                 await self._sleep(wait)
         finally:
             self._waiting[priority] -= 1
+
+    async def record_sent(self) -> None:
+        self.preload([self._clock()], [self._clock()])
 
     def move(self, taken_at: float, to: float) -> None:
         """Count a slot taken at `taken_at` as taken at `to` (now): its send was held up."""

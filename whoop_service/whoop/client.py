@@ -98,6 +98,9 @@ class _Unlimited:
     async def block_for(self, seconds: float) -> None:
         return None
 
+    async def record_sent(self) -> None:
+        return None
+
     async def status(self) -> dict[str, object]:
         return {"backend": "none"}
 

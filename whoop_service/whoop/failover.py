@@ -183,6 +183,25 @@ class FailoverBudget:
         except REDIS_ERRORS as exc:
             self._fall_back(exc)  # the local share starts blocked too
 
+    async def record_sent(self) -> None:
+        now = self._clock()
+        local = self._current_local()
+        if local is not None:
+            await local.record_sent()
+        if self.mode is Mode.FALLBACK:
+            self._sent(now, offline=True)
+            return
+        try:
+            async with asyncio.timeout(self._redis_timeout_s):
+                await self._shared.record_sent()
+        except REDIS_ERRORS as exc:
+            self._fall_back(exc)
+            if self._local is not local and self._local is not None:
+                await self._local.record_sent()  # the share just built has not seen it
+            self._sent(now, offline=True)
+            return
+        self._sent(now, offline=False)
+
     async def status(self) -> dict[str, object]:
         local = self._current_local()
         if local is None:

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 import httpx2
 
+from whoop_service.whoop.budget import RateBudget
 from whoop_service.whoop.errors import (
     WhoopBadResponse,
     WhoopInvalidGrant,
@@ -105,6 +106,7 @@ class WhoopOAuth:
         redirect_uri: str,
         scopes: Sequence[str],
         timeout_s: float = 10.0,
+        budget: RateBudget | None = None,
     ) -> None:
         self._http = http
         self._client_id = client_id
@@ -112,6 +114,12 @@ class WhoopOAuth:
         self._redirect_uri = redirect_uri
         self._scopes = tuple(scopes)
         self._timeout_s = timeout_s
+        # Whether WHOOP counts token calls against the app's limits is UNCONFIRMED. Refreshes
+        # (about 3 a member a day, bunched around the sync slots) are counted in the budget like
+        # any call, but never wait for a slot (one runs under the connection's row lock): the
+        # calls after it wait instead. A code exchange (once per connection) is left to the
+        # headroom, so a member connecting never waits behind a backfill.
+        self._budget = budget
 
     async def exchange_code(self, code: str, code_verifier: str) -> TokenGrant:
         """Trade an authorization code for tokens."""
@@ -132,6 +140,8 @@ class WhoopOAuth:
         scopes are asked for, `offline` among them.
         """
         wanted = " ".join(dict.fromkeys(["offline", *scopes]))
+        if self._budget is not None:
+            await self._budget.record_sent()
         return await self._token_request(
             {
                 "grant_type": "refresh_token",

@@ -248,6 +248,9 @@ class RedisBudget:
             ],
         )
 
+    async def record_sent(self) -> None:
+        await self.absorb([0.0], [0.0])
+
     async def ping(self) -> None:
         await self._redis.ping()
 

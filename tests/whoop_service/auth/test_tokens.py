@@ -1,10 +1,13 @@
 """Single-flight refresh against the emulator's single-use rotating refresh tokens."""
 
 import asyncio
+import time
 
 import pytest
 
 from whoop_service.errors import WhoopNeedsReauth
+from whoop_service.whoop.budget import BudgetExhausted
+from whoop_service.whoop.ratelimit import Priority
 
 
 async def connected(harness, user_id: str = "user-1") -> int:
@@ -100,3 +103,55 @@ async def test_a_rotation_whose_answer_was_lost_ends_in_needs_reauth(harness):
         await harness.app.state.tokens.get_access_token("user-1")
     status = (await harness.client.get("/internal/auth/status/user-1")).json()
     assert status["status"] == "needs_reauth"
+
+
+async def spend_the_minute(budget) -> int:
+    """Take every slot the budget has left this minute; how many that was."""
+    taken = 0
+    while True:
+        try:
+            await budget.acquire(Priority.INTERACTIVE, time.monotonic())
+        except BudgetExhausted:
+            return taken
+        taken += 1
+
+
+async def test_a_refresh_takes_a_slot_of_the_rate_budget(harness):
+    """Whether WHOOP counts token calls against the app's limits is UNCONFIRMED: they count."""
+    whoop_user = await connected(harness)
+    budget = harness.app.state.whoop.budget
+    before = (await budget.status())["minute_used"]
+    harness.clock.advance(hours=2)
+    harness.whoop.expire_access_tokens(whoop_user)
+    await harness.app.state.tokens.get_access_token("user-1")
+    assert harness.whoop.token_requests["refresh_token"] == 1
+    assert (await budget.status())["minute_used"] == before + 1
+
+
+async def test_with_no_budget_left_a_refresh_goes_ahead_and_is_counted(harness):
+    """A refresh cannot wait (it runs under the connection's row lock): it takes no slot, and
+    the calls after it wait for it instead."""
+    whoop_user = await connected(harness)
+    await harness.app.state.worker.wait_idle()  # the first sync is done
+    budget = harness.app.state.whoop.budget
+    assert await spend_the_minute(budget) > 0
+    full = (await budget.status())["minute_used"]
+    harness.clock.advance(hours=2)
+    harness.whoop.expire_access_tokens(whoop_user)
+    started = time.monotonic()
+    token = await harness.app.state.tokens.get_access_token("user-1")
+    assert time.monotonic() - started < 5, "no wait for the next minute"
+    assert await harness.whoop_accepts(token)
+    assert harness.whoop.token_requests["refresh_token"] == 1
+    assert (await budget.status())["minute_used"] == full + 1
+
+
+async def test_connecting_counts_the_profile_and_leaves_the_code_exchange_to_the_headroom(
+    harness,
+):
+    """Once per connection, the exchange never makes a member wait behind a backfill."""
+    budget = harness.app.state.whoop.budget
+    before = (await budget.status())["minute_used"]
+    await connected(harness)
+    assert harness.whoop.token_requests["authorization_code"] == 1
+    assert (await budget.status())["minute_used"] == before + 1

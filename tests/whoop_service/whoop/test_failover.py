@@ -304,3 +304,27 @@ async def test_redis_failing_again_while_rejoining_grants_no_second_headroom(ser
         assert [one.mode, two.mode] == [Mode.FALLBACK, Mode.FALLBACK]
     assert vt.now < grants[0] + WINDOW_S, "all of it inside one window"
     assert len(grants) == 10, "our 8, then WHOOP's headroom once"
+
+
+async def test_a_send_that_took_no_slot_counts_in_redis_and_in_the_share(server):
+    """Token calls take no slot but are counted: in the shared windows while Redis answers, in
+    the local share (and later in Redis) while it does not."""
+    vt = SettledTime()
+    prefix = f"test:{uuid.uuid4().hex}"
+    admin = Redis.from_url(server.url)
+    async with replica(server, vt, prefix) as budget:
+        await budget.record_sent()
+        assert await admin.zcard(f"{prefix}:minute") == 1
+        server.stop()
+        await budget.record_sent()
+        assert budget.mode is Mode.FALLBACK
+        granted = 0
+        while True:
+            try:
+                await budget.acquire(Priority.INTERACTIVE, deadline=vt.now)
+            except BudgetExhausted:
+                break
+            granted += 1
+        # Alone, its own sends are the whole window: two counted, eight more fit.
+        assert granted == LIMITS.per_minute - 2
+    await admin.aclose()
