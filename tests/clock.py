@@ -32,6 +32,10 @@ class VirtualTime:
     def clock(self) -> float:
         return self.now
 
+    def hooks(self) -> dict[str, object]:
+        """`clock`, `sleep` and `monotonic` keywords for a budget living on this time."""
+        return {"clock": self.clock, "sleep": self.sleep, "monotonic": self.clock}
+
     async def sleep(self, seconds: float) -> None:
         fut = asyncio.get_running_loop().create_future()
         self._seq += 1

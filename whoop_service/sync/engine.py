@@ -94,8 +94,7 @@ class SyncEngine:
         self.sessions = sessions
         self._client = client
         self._tokens = tokens
-        self._clock = clock
-        self.clock = clock  # the service's clock, for callers that judge freshness
+        self.clock = clock  # the service's clock, also for callers that judge freshness
         self.policy = policy or SyncPolicy()
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
@@ -123,7 +122,7 @@ class SyncEngine:
         except TimeoutError:
             raise BudgetExhausted(wait_s or 0.0) from None
         try:
-            began = self._clock()
+            began = self.clock()
             report = SyncReport(user_id)
             for kind in data_types:
                 report.types[kind] = await self._sync_type(
@@ -155,7 +154,7 @@ class SyncEngine:
         priority: Priority,
         deadline: float | None,
     ) -> TypeResult:
-        now = self._clock()
+        now = self.clock()
         async with self._sessions() as session:
             repo = RecordRepository(session)
             previous = await repo.get_sync_state(user_id, kind)

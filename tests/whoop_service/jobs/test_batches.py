@@ -47,6 +47,13 @@ async def run_due(harness) -> int:
     return await harness.app.state.worker.run_once()
 
 
+async def announce(harness, whoop_user: int, *events: tuple[str, str]) -> None:
+    """WHOOP sends these (type, object id) webhooks; the service takes each in."""
+    for event_type, object_id in events:
+        await harness.whoop.send_webhook(whoop_user, event_type, object_id)
+    await run_due(harness)
+
+
 async def queued_batches(harness) -> list[dict]:
     async with harness.app.state.sessions() as session:
         rows = await session.execute(
@@ -73,9 +80,9 @@ async def test_a_records_creation_and_score_events_are_fetched_once(harness):
     sleep_id = recovery["sleep_id"]
     t0 = harness.clock.now
     # Created: both events arrive at once; nothing is fetched yet.
-    await harness.whoop.send_webhook(whoop_user, "sleep.updated", sleep_id)
-    await harness.whoop.send_webhook(whoop_user, "recovery.updated", sleep_id)
-    await run_due(harness)
+    await announce(
+        harness, whoop_user, ("sleep.updated", sleep_id), ("recovery.updated", sleep_id)
+    )
     [batch] = await queued_batches(harness)
     assert batch["payload"]["data_types"] == ["cycle", "recovery", "sleep"]
     assert batch["run_after"] == t0 + SETTLE
@@ -85,9 +92,9 @@ async def test_a_records_creation_and_score_events_are_fetched_once(harness):
     harness.clock.advance(minutes=45)
     harness.whoop.rescore("sleep", sleep_id, sleep_performance_percentage=41.0)
     harness.whoop.rescore("recovery", recovery["cycle_id"], recovery_score=17.0)
-    await harness.whoop.send_webhook(whoop_user, "sleep.updated", sleep_id)
-    await harness.whoop.send_webhook(whoop_user, "recovery.updated", sleep_id)
-    await run_due(harness)
+    await announce(
+        harness, whoop_user, ("sleep.updated", sleep_id), ("recovery.updated", sleep_id)
+    )
     [batch] = await queued_batches(harness)
     assert batch["run_after"] == t0 + timedelta(minutes=47)
     assert data_requests(harness) == {}
@@ -109,13 +116,11 @@ async def test_a_records_creation_and_score_events_are_fetched_once(harness):
 async def test_an_event_after_the_batch_ran_starts_the_next_batch(harness):
     whoop_user = await connect(harness)
     workout = harness.whoop.records("workout", whoop_user)[0]
-    await harness.whoop.send_webhook(whoop_user, "workout.updated", workout["id"])
-    await run_due(harness)
+    await announce(harness, whoop_user, ("workout.updated", workout["id"]))
     harness.clock.advance(seconds=SETTLE.total_seconds())
     await run_due(harness)
     assert data_requests(harness) == {"/activity/workout": 1}
-    await harness.whoop.send_webhook(whoop_user, "workout.updated", workout["id"])
-    await run_due(harness)
+    await announce(harness, whoop_user, ("workout.updated", workout["id"]))
     [batch] = await queued_batches(harness)
     # A new batch: the record is not a repeat within it, so the full wait applies again.
     assert batch["run_after"] == harness.clock.now + SETTLE
@@ -125,8 +130,7 @@ async def test_an_edit_to_an_old_record_is_fetched_by_id(harness):
     whoop_user = await connect(harness)
     old = harness.whoop.records("sleep", whoop_user)[12]  # far outside the sync window
     harness.whoop.rescore("sleep", old["id"], sleep_performance_percentage=12.0)
-    await harness.whoop.send_webhook(whoop_user, "sleep.updated", old["id"])
-    await run_due(harness)
+    await announce(harness, whoop_user, ("sleep.updated", old["id"]))
     harness.clock.advance(seconds=SETTLE.total_seconds())
     await run_due(harness)
     requests = data_requests(harness)
@@ -142,8 +146,7 @@ async def test_an_old_record_that_fails_holds_up_neither_the_others_nor_itself(h
     failing, fine = sleeps[12]["id"], sleeps[14]["id"]  # both far outside the window
     for sleep_id, score in ((failing, 12.0), (fine, 14.0)):
         harness.whoop.rescore("sleep", sleep_id, sleep_performance_percentage=score)
-        await harness.whoop.send_webhook(whoop_user, "sleep.updated", sleep_id)
-    await run_due(harness)
+        await announce(harness, whoop_user, ("sleep.updated", sleep_id))
     harness.whoop.fail_next(f"/v2/activity/sleep/{failing}", 500, count=100)
     harness.clock.advance(seconds=SETTLE.total_seconds())
     await run_due(harness)
@@ -168,10 +171,7 @@ async def test_an_old_record_that_fails_holds_up_neither_the_others_nor_itself(h
 async def test_a_sync_that_ran_meanwhile_covers_the_batch(harness):
     whoop_user = await connect(harness)
     recovery = harness.whoop.records("recovery", whoop_user)[0]
-    await harness.whoop.send_webhook(
-        whoop_user, "recovery.updated", recovery["sleep_id"]
-    )
-    await run_due(harness)
+    await announce(harness, whoop_user, ("recovery.updated", recovery["sleep_id"]))
     harness.clock.advance(minutes=5)
     pulled = await harness.client.post("/internal/sync/user-1")  # pull to refresh
     assert pulled.status_code == 200, pulled.text
@@ -188,8 +188,7 @@ async def test_a_sync_that_ran_meanwhile_covers_the_batch(harness):
 async def test_an_event_during_a_sync_is_not_covered_by_it(harness):
     whoop_user = await connect(harness)
     workout = harness.whoop.records("workout", whoop_user)[0]
-    await harness.whoop.send_webhook(whoop_user, "workout.updated", workout["id"])
-    await run_due(harness)
+    await announce(harness, whoop_user, ("workout.updated", workout["id"]))
     async with harness.app.state.sessions() as session:
         # A sync that began before the batch last changed fetched too early to count.
         await JobRepository(session).cover_batch(
@@ -281,8 +280,7 @@ async def test_a_read_fetches_what_a_pending_batch_announced(harness):
     whoop_user = await connect(harness)
     sleep = harness.whoop.records("sleep", whoop_user)[0]
     harness.whoop.rescore("sleep", sleep["id"], sleep_performance_percentage=33.0)
-    await harness.whoop.send_webhook(whoop_user, "sleep.updated", sleep["id"])
-    await run_due(harness)
+    await announce(harness, whoop_user, ("sleep.updated", sleep["id"]))
     day = harness.clock.now.date().isoformat()
     # Within every freshness threshold, yet the member sees the announced change at once.
     resp = await harness.client.get(

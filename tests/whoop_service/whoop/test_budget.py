@@ -41,9 +41,7 @@ async def test_300_calls_at_20_per_10_s_never_exceed_any_window():
     vt = VirtualTime()
     budget = LocalBudget(
         BudgetLimits(per_minute=20, per_day=10_000, minute_window_s=10.0),
-        clock=vt.clock,
-        sleep=vt.sleep,
-        monotonic=vt.clock,
+        **vt.hooks(),
     )
     granted: list[float] = []
 
@@ -64,9 +62,7 @@ async def test_waiting_interactive_calls_go_before_waiting_backfill():
     vt = VirtualTime()
     budget = LocalBudget(
         BudgetLimits(per_minute=10, per_day=10_000, minute_window_s=10.0),
-        clock=vt.clock,
-        sleep=vt.sleep,
-        monotonic=vt.clock,
+        **vt.hooks(),
     )
     order: list[str] = []
 
@@ -87,9 +83,7 @@ async def test_backfill_stops_at_80_percent_of_the_day():
     vt = VirtualTime()
     budget = LocalBudget(
         BudgetLimits(per_minute=1000, per_day=10),
-        clock=vt.clock,
-        sleep=vt.sleep,
-        monotonic=vt.clock,
+        **vt.hooks(),
     )
     for _ in range(8):
         await budget.acquire(Priority.BACKFILL, deadline=vt.now + 1)
@@ -104,9 +98,7 @@ async def test_a_slot_beyond_the_deadline_fails_fast_and_consumes_nothing():
     vt = VirtualTime()
     budget = LocalBudget(
         BudgetLimits(per_minute=1, per_day=100),
-        clock=vt.clock,
-        sleep=vt.sleep,
-        monotonic=vt.clock,
+        **vt.hooks(),
     )
     await budget.acquire(Priority.INTERACTIVE)
     with pytest.raises(BudgetExhausted) as err:
@@ -119,9 +111,7 @@ async def test_whoop_saying_stop_blocks_every_priority():
     vt = VirtualTime()
     budget = LocalBudget(
         BudgetLimits(per_minute=100, per_day=1000),
-        clock=vt.clock,
-        sleep=vt.sleep,
-        monotonic=vt.clock,
+        **vt.hooks(),
     )
     await budget.block_for(30.0)
     start = vt.now
@@ -188,9 +178,7 @@ async def test_a_preloaded_budget_counts_what_it_did_not_grant():
     vt = VirtualTime()
     budget = LocalBudget(
         BudgetLimits(per_minute=3, per_day=100, minute_window_s=10.0),
-        clock=vt.clock,
-        sleep=vt.sleep,
-        monotonic=vt.clock,
+        **vt.hooks(),
     )
     budget.preload([vt.now - 8, vt.now - 2], [vt.now - 8, vt.now - 2])
     taken = await budget.take(Priority.INTERACTIVE)

@@ -104,18 +104,14 @@ async def replica(
         redis,
         limits,
         prefix=prefix,
-        clock=vt.clock,
-        sleep=vt.sleep,
-        monotonic=vt.clock,
+        **vt.hooks(),
     )
     try:
         async with FailoverBudget(
             shared,
             heartbeat_s=heartbeat_s,
             retry_s=retry_s,
-            clock=vt.clock,
-            sleep=vt.sleep,
-            monotonic=vt.clock,
+            **vt.hooks(),
         ) as budget:
             yield budget
     finally:
