@@ -98,6 +98,11 @@ async def _connect(client: httpx2.AsyncClient, whoop: Any, user_id: str) -> None
         json={"code": query["code"][0], "state": query["state"][0]},
     )
     done.raise_for_status()
+    linked = await client.post(
+        "/internal/auth/complete",
+        json={"completion": done.json()["completion"], "user_id": user_id},
+    )
+    linked.raise_for_status()
 
 
 async def simulate(

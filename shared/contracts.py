@@ -53,6 +53,33 @@ class CallbackRequest(ContractModel):
         return self
 
 
+class CompletionResponse(ContractModel):
+    """An exchanged grant waiting for its user: the single-use token that completes the link."""
+
+    completion: str
+    expires_at: datetime
+
+
+COMPLETION_FIELD = Field(
+    min_length=16,
+    max_length=256,
+    pattern=r"^[A-Za-z0-9_-]+$",
+    description="The single-use token the OAuth callback handed back to the app.",
+)
+
+
+class CompleteBody(ContractModel):
+    """The public completion step's body (CONTRACT.md §8 step 4)."""
+
+    completion: str = COMPLETION_FIELD
+
+
+class CompleteRequest(CompleteBody):
+    """The internal completion step: the token and the user finishing the link."""
+
+    user_id: str = Field(pattern=USER_ID_PATTERN)
+
+
 class CallbackResponse(ContractModel):
     """The connection made by a completed authorization."""
 

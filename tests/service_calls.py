@@ -32,7 +32,8 @@ async def migrate(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess
 async def connect_user(
     client: httpx2.AsyncClient, service: str, user_id: str, api_key: str
 ) -> None:
-    """The internal connect flow, the member's consent at the WHOOP emulator, the callback."""
+    """The internal connect flow, the member's consent at the WHOOP emulator, the callback and
+    the completion by the same user."""
     headers = {"X-API-Key": api_key}
     started = await client.post(
         f"{service}/internal/auth/connect/{user_id}", headers=headers
@@ -47,6 +48,12 @@ async def connect_user(
         headers=headers,
     )
     assert done.status_code == 200, done.text
+    linked = await client.post(
+        f"{service}/internal/auth/complete",
+        json={"completion": done.json()["completion"], "user_id": user_id},
+        headers=headers,
+    )
+    assert linked.status_code == 200, linked.text
 
 
 async def job_states(engine: AsyncEngine) -> dict[str, int]:

@@ -45,6 +45,21 @@ class OAuthState:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingGrant:
+    """Tokens from an exchanged code, waiting for the user who started the flow (encrypted)."""
+
+    completion_hash: str
+    user_id: str
+    whoop_user_id: int
+    scopes: tuple[str, ...]
+    access_token_enc: str
+    refresh_token_enc: str | None
+    access_expires_at: datetime
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class SyncState:
     """Where the sync of one (user, data type) stands."""
 

@@ -6,6 +6,7 @@ from shared.errors import (
     AppError,
     BadRequest,
     Conflict,
+    Forbidden,
     NotFound,
     ServiceUnavailable,
     UpstreamError,
@@ -27,6 +28,14 @@ class WhoopAccountLinked(Conflict):
 
 class InvalidOAuthState(BadRequest):
     code = "invalid_state"
+
+
+class InvalidCompletion(BadRequest):
+    code = "invalid_completion"
+
+
+class ConnectUserMismatch(Forbidden):
+    code = "connect_user_mismatch"
 
 
 class OAuthCodeRejected(BadRequest):

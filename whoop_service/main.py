@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -41,6 +43,9 @@ from whoop_service.whoop.ratelimit import BudgetLimits
 from whoop_service.whoop.redis_budget import RedisBudget
 
 log = structlog.get_logger()
+
+# How often each replica looks for pending grants past their 10 minutes.
+PENDING_SWEEP_S = 60.0
 
 
 @dataclass
@@ -177,7 +182,6 @@ async def _start(
     app.state.scheduler = Scheduler(
         sessions, settings.sync_schedule, clock=overrides.clock, on_queued=worker.notify
     )
-    await _start_loops(app, settings, stack)
     app.state.connect_flow = ConnectFlow(
         sessions,
         cipher,
@@ -192,6 +196,7 @@ async def _start(
         policy=sync_engine.policy,
         on_connected=lambda: app.state.worker.notify(),
     )
+    await _start_loops(app, settings, stack)
     app.state.readiness = readiness
 
 
@@ -209,6 +214,12 @@ async def _start_loops(
         loops.append(
             asyncio.create_task(app.state.scheduler.run_forever(stop), name="scheduler")
         )
+        loops.append(
+            asyncio.create_task(
+                _expire_pending_grants(app.state.connect_flow, stop),
+                name="pending-grants",
+            )
+        )
 
     async def shut_down() -> None:
         stop.set()
@@ -220,6 +231,20 @@ async def _start_loops(
         await asyncio.gather(*loops, return_exceptions=True)
 
     stack.push_async_callback(shut_down)
+
+
+async def _expire_pending_grants(
+    flow: ConnectFlow, stop: asyncio.Event, every_s: float = PENDING_SWEEP_S
+) -> None:
+    """Revoke and forget the pending grants nobody completed within their 10 minutes."""
+    while not stop.is_set():
+        try:
+            await flow.expire_pending(deadline=time.monotonic() + every_s / 2)
+        except Exception:
+            # The next round tries again; a failing round must not end the loop.
+            log.exception("whoop.connect.pending_sweep_failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
 
 
 def _limits(settings: WhoopSettings) -> BudgetLimits:

@@ -2,7 +2,10 @@
 
 Each route checks the caller and relays to the internal WHOOP service, whose problems keep their
 status and code. The OAuth callback is the one public route without a bearer token: WHOOP sends
-the member's browser there, and the single-use state proves who started the connection.
+the member's browser there. It never links an account by itself (CONTRACT.md §8): a consent link
+can be forwarded, so the browser that approves is not trusted to say whose account it becomes.
+The callback keeps the grant pending and hands the app a single-use `completion`, which only the
+user who started the flow can redeem, with their own token, at `.../connect/{user_id}/complete`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from gateway.deps import SettingsDep, WhoopServiceDep
 from gateway.settings import GatewaySettings
 from gateway.whoop_service_client import WhoopServiceClient
 from shared.contracts import (
+    CallbackResponse,
+    CompleteBody,
+    CompletionResponse,
     ConnectionStatusResponse,
     ConnectResponse,
     DisconnectResponse,
@@ -51,10 +57,13 @@ def relayed(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
 
 
 CALLBACK_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "Connected; without APP_REDIRECT_URL, a page saying so."},
+    200: {
+        "description": "Approved; without APP_REDIRECT_URL, a page saying to return to the "
+        "app, with the completion token."
+    },
     302: {
-        "description": "Back to the app: `APP_REDIRECT_URL?status=connected`, or "
-        "`?status=error&reason=<code>`.",
+        "description": "Back to the app: `APP_REDIRECT_URL?status=pending&completion=<token>`, "
+        "or `?status=error&reason=<code>`.",
         "headers": {"Location": {"schema": {"type": "string"}}},
     },
     400: {
@@ -90,7 +99,8 @@ async def callback(
     state: Annotated[str | None, Query()] = None,
     error: Annotated[str | None, Query()] = None,
 ) -> Response:
-    """Where WHOOP sends the browser: finish the connection, then go back to the app."""
+    """Where WHOOP sends the browser: keep the grant pending, then back to the app with the
+    single-use `completion` that the app redeems at `.../connect/{user_id}/complete`."""
     # Checked here rather than by query validation: a browser goes back to the app, never to a
     # 422 problem it cannot show.
     too_long = any(
@@ -98,19 +108,53 @@ async def callback(
         for value, limit in ((code, 2048), (state, 512), (error, 64))
     )
     if too_long or not state or (code is None) == (error is None):
-        return _finish(settings, ok=False, reason="invalid_request")
+        return _finish(settings, completion=None, reason="invalid_request")
     body = {
         "state": state,
         **({"code": code} if code is not None else {"error": error}),
     }
     try:
-        await whoop.call(
+        answer = await whoop.call(
             "POST", "/internal/auth/callback", json=body, deadline=_deadline(settings)
         )
+        pending = CompletionResponse.model_validate(answer)
     except AppError as exc:
         log.info("gateway.whoop.callback_refused", reason=exc.instance_code)
-        return _finish(settings, ok=False, reason=exc.instance_code)
-    return _finish(settings, ok=True, reason=None)
+        return _finish(settings, completion=None, reason=exc.instance_code)
+    except ValueError:
+        log.error("gateway.whoop.callback_bad_answer")
+        return _finish(settings, completion=None, reason="whoop_service_unavailable")
+    return _finish(settings, completion=pending.completion, reason=None)
+
+
+@router.post(
+    "/connect/{user_id}/complete",
+    responses=relayed(CallbackResponse)
+    | problem_responses(
+        400,
+        409,
+        descriptions={
+            400: "The completion is unknown, used or expired (`invalid_completion`).",
+            409: "The WHOOP account is connected to another user (`whoop_account_linked`).",
+        },
+    ),
+)
+async def complete(
+    user_id: UserIdPath,
+    body: CompleteBody,
+    caller: CallerDep,
+    whoop: WhoopServiceDep,
+    settings: SettingsDep,
+) -> Any:
+    """Link the WHOOP account approved in the browser: only the user who started the flow can
+    (another user: 403 `connect_user_mismatch`, and the grant is revoked at WHOOP)."""
+    check_user_access(caller, user_id)
+    return await whoop.call(
+        "POST",
+        "/internal/auth/complete",
+        json={"completion": body.completion, "user_id": user_id},
+        deadline=_deadline(settings),
+    )
 
 
 @router.get("/status/{user_id}", responses=relayed(ConnectionStatusResponse))
@@ -191,11 +235,14 @@ async def _relay(
     return await whoop.call(method, path, params=params, deadline=_deadline(settings))
 
 
-def _finish(settings: SettingsDep, *, ok: bool, reason: str | None) -> Response:
-    """Redirect to the app with `status` (and `reason`), or a small page when no app URL is set."""
+def _finish(
+    settings: SettingsDep, *, completion: str | None, reason: str | None
+) -> Response:
+    """Redirect to the app with `status` (and `completion` or `reason`), or a small page when no
+    app URL is set."""
     query = (
-        {"status": "connected"}
-        if ok
+        {"status": "pending", "completion": completion}
+        if completion
         else {"status": "error", "reason": reason or "error"}
     )
     if settings.app_redirect_url:
@@ -203,20 +250,29 @@ def _finish(settings: SettingsDep, *, ok: bool, reason: str | None) -> Response:
         return RedirectResponse(
             f"{settings.app_redirect_url}{sep}{urlencode(query)}",
             status_code=302,
-            headers={"Cache-Control": "no-store"},
+            headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
         )
-    title = "WHOOP connected" if ok else "WHOOP not connected"
-    text = (
-        "You can close this page and return to the app."
-        if ok
-        else f"The connection did not complete ({html.escape(reason or 'error')}). "
-        "Return to the app and try again."
-    )
+    if completion:
+        title = "WHOOP approved: return to the app"
+        text = (
+            "Return to the app to finish connecting WHOOP. If the app asks for it, this is "
+            f"the completion code (valid 10 minutes, once): <code>{html.escape(completion)}"
+            "</code>"
+        )
+    else:
+        title = "WHOOP not connected"
+        text = (
+            f"The connection did not complete ({html.escape(reason or 'error')}). "
+            "Return to the app and try again."
+        )
     page = (
         "<!doctype html><html><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width'>"
+        "<meta name='referrer' content='no-referrer'>"
         f"<title>{title}</title></head><body><h1>{title}</h1><p>{text}</p></body></html>"
     )
     return HTMLResponse(
-        page, status_code=200 if ok else 400, headers={"Cache-Control": "no-store"}
+        page,
+        status_code=200 if completion else 400,
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
     )

@@ -55,8 +55,23 @@ class Stack:
         headers = {"Authorization": f"Bearer {token_for(user_id)}"}
         return await self.client.request(method, path, headers=headers, **kw)
 
+    async def link_whoop(self, user_id: str, **browser: str) -> httpx2.Response:
+        """The whole connect flow, completed by the app of the user who started it: the
+        completion's answer (the callback's redirect when it carried no completion)."""
+        back = await self.connect_whoop(user_id, **browser)
+        query = parse_qs(urlsplit(back.headers.get("location", "")).query)
+        if "completion" not in query:
+            return back
+        return await self.send(
+            "POST",
+            f"/api/v1/whoop/connect/{user_id}/complete",
+            user_id,
+            json={"completion": query["completion"][0]},
+        )
+
     async def connect_whoop(self, user_id: str, **browser: str) -> httpx2.Response:
-        """The app's connect, the member's browser at WHOOP, and WHOOP's redirect to us."""
+        """The app's connect, the member's browser at WHOOP, and WHOOP's redirect to us (the
+        link is pending until `complete`: see `link_whoop`)."""
         started = await self.send("POST", f"/api/v1/whoop/connect/{user_id}", user_id)
         assert started.status_code == 200, started.text
         url = started.json()["authorization_url"]

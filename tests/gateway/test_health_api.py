@@ -19,9 +19,9 @@ DAY = date(2026, 11, 17)  # three days before the emulators' clock: everything i
 
 async def connect(stack, tz="-04:00") -> int:
     whoop_user = stack.whoop.whoop.add_user(tz_offset=tz, history_days=40).user_id
-    resp = await stack.connect_whoop(USER, sandbox_user_id=str(whoop_user))
-    assert resp.status_code == 302, resp.text
-    assert resp.headers["location"] == "hosapp://whoop?status=connected"
+    resp = await stack.link_whoop(USER, sandbox_user_id=str(whoop_user))
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["status"] == "connected"
     await stack.whoop.app.state.worker.wait_idle()
     return whoop_user
 

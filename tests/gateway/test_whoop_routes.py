@@ -1,5 +1,6 @@
 """Connecting, syncing and disconnecting WHOOP through the gateway, and the webhook relay."""
 
+import re
 from pathlib import Path
 
 import httpx2
@@ -41,8 +42,8 @@ async def test_connect_end_to_end_then_status_sync_and_disconnect(stack):
 
 async def test_connecting_twice_never_makes_a_second_account(stack):
     whoop_user = await connect(stack)
-    again = await stack.connect_whoop(USER, sandbox_user_id=str(whoop_user))
-    assert again.headers["location"] == "hosapp://whoop?status=connected"
+    again = await stack.link_whoop(USER, sandbox_user_id=str(whoop_user))
+    assert again.json()["status"] == "connected"
     status = (await stack.get(f"/api/v1/whoop/status/{USER}", USER)).json()
     assert status["whoop_user_id"] == whoop_user
 
@@ -85,7 +86,16 @@ async def test_a_forged_callback_redirects_with_an_error_and_connects_nobody(sta
 async def test_without_an_app_url_the_callback_shows_a_small_page(stack):
     ok = await stack.connect_whoop(USER)
     assert ok.status_code == 200
-    assert "WHOOP connected" in ok.text
+    assert "return to the app" in ok.text
+    completion = re.search(r"<code>([A-Za-z0-9_-]+)</code>", ok.text)
+    assert completion is not None
+    linked = await stack.send(
+        "POST",
+        f"/api/v1/whoop/connect/{USER}/complete",
+        USER,
+        json={"completion": completion.group(1)},
+    )
+    assert linked.status_code == 200, linked.text
     bad = await stack.client.get(
         "/api/v1/whoop/callback",
         params={"error": "access_denied", "state": "<script>x</script>"},

@@ -235,10 +235,8 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Target]:
     async with AsyncExitStack() as s:
         stack = await make_stack(s, f"sqlite+aiosqlite:///{tmp_path}/w.db", tmp_path)
         whoop_user = stack.whoop.whoop.add_user(history_days=3).user_id
-        resp = await stack.connect_whoop(
-            CONNECTED_USER, sandbox_user_id=str(whoop_user)
-        )
-        assert resp.status_code == 302, resp.text
+        resp = await stack.link_whoop(CONNECTED_USER, sandbox_user_id=str(whoop_user))
+        assert resp.status_code == 200, resp.text
         await stack.whoop.app.state.worker.wait_idle()
         yield Target(
             stack.client,

@@ -109,12 +109,23 @@ class Harness:
         assert redirect.status_code == 302, redirect.text
         return parse_qs(urlsplit(redirect.headers["location"]).query)
 
-    async def connect(self, user_id: str, **browser_params: str) -> httpx2.Response:
-        """The whole flow; the callback's answer."""
+    async def exchange(self, user_id: str, **browser_params: str) -> httpx2.Response:
+        """Consent at WHOOP and the callback: the answer holds the pending `completion`."""
         query = await self.authorize(user_id, **browser_params)
         return await self.client.post(
             "/internal/auth/callback",
             json={"code": query["code"][0], "state": query["state"][0]},
+        )
+
+    async def connect(self, user_id: str, **browser_params: str) -> httpx2.Response:
+        """The whole flow, completed by the user who started it; the completion's answer (a
+        problem from the callback is answered as it is)."""
+        pending = await self.exchange(user_id, **browser_params)
+        if pending.status_code != 200:
+            return pending
+        return await self.client.post(
+            "/internal/auth/complete",
+            json={"completion": pending.json()["completion"], "user_id": user_id},
         )
 
 

@@ -10,6 +10,8 @@ from shared.api_key import API_KEY_RESPONSES
 from shared.contracts import (
     CallbackRequest,
     CallbackResponse,
+    CompleteRequest,
+    CompletionResponse,
     ConnectionStatusResponse,
     ConnectResponse,
     DisconnectResponse,
@@ -34,28 +36,48 @@ async def connect(user_id: UserIdPath, flow: ConnectFlowDep) -> ConnectResponse:
     "/callback",
     responses=problem_responses(
         400,
-        409,
         502,
         503,
         descriptions={
             400: "The state is unknown, used, expired or another user's; WHOOP refused the "
             "code; or the member declined (the code says which).",
-            409: "The WHOOP account is connected to another user (`whoop_account_linked`).",
             502: "WHOOP failed during the exchange (`whoop_unavailable`).",
             **NOT_CONFIGURED,
         },
     ),
 )
-async def callback(body: CallbackRequest, flow: ConnectFlowDep) -> CallbackResponse:
-    """Finish an authorization: exchange the code and store the connection.
+async def callback(body: CallbackRequest, flow: ConnectFlowDep) -> CompletionResponse:
+    """Exchange the code and keep the grant pending for the user who started the flow.
 
-    With `error` (the member declined at WHOOP) the state is used up and the answer is a
-    problem whose code is the reason.
+    Nothing is linked here: that user completes the link with `POST /internal/auth/complete`
+    and the single-use `completion` answered. With `error` (the member declined at WHOOP) the
+    state is used up and the answer is a problem whose code is the reason.
     """
     if body.error is not None:
         await flow.decline(body.state, body.error, body.user_id)
     assert body.code is not None
-    return await flow.complete(body.code, body.state, body.user_id)
+    return await flow.exchange(body.code, body.state, body.user_id)
+
+
+@router.post(
+    "/complete",
+    responses=problem_responses(
+        400,
+        403,
+        409,
+        descriptions={
+            400: "The completion is unknown, used or expired (`invalid_completion`).",
+            403: "Another user started this connection (`connect_user_mismatch`); the "
+            "pending grant was revoked at WHOOP.",
+            409: "The WHOOP account is connected to another user (`whoop_account_linked`).",
+        },
+    ),
+)
+async def complete(
+    body: CompleteRequest, flow: ConnectFlowDep, deadline: DeadlineDep
+) -> CallbackResponse:
+    """Link the pending grant, only for the user who started the flow; the first sync starts."""
+    return await flow.complete(body.completion, body.user_id, deadline=deadline)
 
 
 @router.get("/status/{user_id}")

@@ -5,28 +5,32 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.contracts import (
     CallbackResponse,
+    CompletionResponse,
     ConnectionStatusResponse,
     ConnectResponse,
     DisconnectResponse,
 )
 from shared.time import Clock, utc_now
-from whoop_service.auth.crypto import TokenCipher
+from whoop_service.auth.crypto import TokenCipher, TokenDecryptError
 from whoop_service.auth.tokens import TokenManager
 from whoop_service.db.connections import ConnectionRepository
 from whoop_service.db.jobs import JobRepository
 from whoop_service.db.records import RecordRepository
-from whoop_service.domain import DATA_TYPES, ConnectionStatus
+from whoop_service.domain import DATA_TYPES, ConnectionStatus, PendingGrant
 from whoop_service.errors import (
     AuthorizationDenied,
+    ConnectUserMismatch,
+    InvalidCompletion,
     InvalidOAuthState,
     OAuthCodeRejected,
     WhoopAccountLinked,
@@ -38,13 +42,22 @@ from whoop_service.errors import (
 from whoop_service.sync.plan import SyncPolicy, type_statuses
 from whoop_service.whoop.budget import BudgetExhausted
 from whoop_service.whoop.client import WhoopClient
-from whoop_service.whoop.errors import WhoopError, WhoopInvalidGrant, WhoopOAuthError
+from whoop_service.whoop.errors import (
+    WhoopAuthError,
+    WhoopError,
+    WhoopInvalidGrant,
+    WhoopOAuthError,
+)
 from whoop_service.whoop.oauth import WhoopOAuth, build_authorize_url, make_pkce_pair
 from whoop_service.whoop.ratelimit import Priority
 
 log = structlog.get_logger()
 
 STATE_TTL = timedelta(minutes=10)
+# How long an exchanged grant waits for its user to complete the link (CONTRACT.md §8).
+COMPLETION_TTL = timedelta(minutes=10)
+# A pending grant WHOOP would not revoke is forgotten after this long all the same.
+PENDING_GIVE_UP = timedelta(days=1)
 # RFC 6749 §4.1.2.1: the errors an authorization redirect may carry.
 _AUTHORIZE_ERRORS = frozenset(
     {
@@ -59,6 +72,7 @@ _AUTHORIZE_ERRORS = frozenset(
 
 
 def hash_state(state: str) -> str:
+    """SHA-256 of a bearer secret (an OAuth state, a completion token): what is stored."""
     return hashlib.sha256(state.encode()).hexdigest()
 
 
@@ -126,10 +140,11 @@ class ConnectFlow:
             authorization_url=url, state=state, expires_at=expires_at
         )
 
-    async def complete(
+    async def exchange(
         self, code: str, state: str, user_id: str | None = None
-    ) -> CallbackResponse:
-        """Finish an authorization: exchange the code, identify the member, store the grant."""
+    ) -> CompletionResponse:
+        """WHOOP's redirect: exchange the code and keep the grant *pending* for the user who
+        started the flow; nothing is linked until that user completes it (CONTRACT.md §8)."""
         if self._oauth is None:
             raise WhoopNotConfigured("WHOOP credentials are not configured.")
         owner, verifier = await self._consume_state(state, user_id)
@@ -144,55 +159,186 @@ class ConnectFlow:
         except WhoopError as exc:
             log.warning("whoop.connect.upstream_failed", error=type(exc).__name__)
             raise WhoopUnavailable("WHOOP could not complete the connection.") from None
+        completion = secrets.token_urlsafe(32)
         now = self._clock()
+        expires_at = now + COMPLETION_TTL
         async with self._sessions() as session:
-            repo = ConnectionRepository(session)
-            linked = await repo.get_connection_by_whoop_user(profile.user_id)
-            if linked is not None and linked.user_id != owner:
-                if linked.status is ConnectionStatus.CONNECTED:
-                    raise WhoopAccountLinked(
-                        "This WHOOP account is connected to another user."
-                    )
-                await repo.delete_connection(
-                    linked.user_id
-                )  # that grant is dead; a new owner
-            previous = await repo.get_connection(owner)
-            records = RecordRepository(session)
-            await records.adopt_account(owner, profile.user_id)
-            if previous is None or previous.whoop_user_id != profile.user_id:
-                await records.reset_sync_state(owner)
-            # The first sync is a job queued with the connection: durable across restarts.
-            await JobRepository(session).enqueue(
-                "sync",
-                {"data_types": list(DATA_TYPES)},
-                priority=int(Priority.BACKFILL),
-                now=now,
-                user_id=owner,
-            )
-            await repo.save_connection(
+            await ConnectionRepository(session).save_pending_grant(
                 {
+                    "completion_hash": hash_state(completion),
                     "user_id": owner,
                     "whoop_user_id": profile.user_id,
-                    "status": ConnectionStatus.CONNECTED.value,
                     "scopes": " ".join(grant.scopes),
                     **self._tokens.encrypt_grant(owner, grant),
-                    "token_version": 1,
-                    "connected_at": now,
-                    "updated_at": now,
+                    "created_at": now,
+                    "expires_at": expires_at,
                 }
             )
             await session.commit()
+        log.info("whoop.connect.pending", user_id=owner, whoop_user_id=profile.user_id)
+        return CompletionResponse(completion=completion, expires_at=expires_at)
+
+    async def complete(
+        self, completion: str, user_id: str, *, deadline: float | None = None
+    ) -> CallbackResponse:
+        """Link the pending grant, only for the user who started the flow.
+
+        Another user's completion burns the grant and revokes it at WHOOP (a forwarded consent
+        link must never hand someone's WHOOP data to whoever holds it)."""
+        completion_hash = hash_state(completion)
+        now = self._clock()
+        async with self._sessions() as session:
+            repo = ConnectionRepository(session)
+            pending = await repo.get_pending_grant(completion_hash)
+            if pending is None or pending.expires_at <= now:
+                raise InvalidCompletion(
+                    "The completion is unknown, used or expired; connect again."
+                )
+            if pending.user_id != user_id:
+                burned = await repo.burn_pending_grant(completion_hash, now)
+                await session.commit()
+                if burned:
+                    log.warning(
+                        "whoop.connect.user_mismatch",
+                        user_id=user_id,
+                        started_by=pending.user_id,
+                    )
+                    await self._forget_pending(pending, deadline)
+                    raise ConnectUserMismatch(
+                        "This connection was started by another user; it was revoked."
+                    )
+                raise InvalidCompletion(
+                    "The completion is unknown, used or expired; connect again."
+                )
+            if not await repo.take_pending_grant(completion_hash, user_id, now):
+                raise InvalidCompletion(
+                    "The completion is unknown, used or expired; connect again."
+                )
+            try:
+                await self._link(session, pending, now)
+            except WhoopAccountLinked:
+                await session.rollback()
+                await self._drop_pending(pending)  # revoking would cut the other link
+                raise
+            await session.commit()
         log.info(
-            "whoop.connect.completed", user_id=owner, whoop_user_id=profile.user_id
+            "whoop.connect.completed",
+            user_id=user_id,
+            whoop_user_id=pending.whoop_user_id,
         )
         if self._on_connected is not None:
             self._on_connected()  # wake the worker for the first sync
         return CallbackResponse(
-            user_id=owner,
+            user_id=user_id,
             status="connected",
-            whoop_user_id=profile.user_id,
-            scopes=list(grant.scopes),
+            whoop_user_id=pending.whoop_user_id,
+            scopes=list(pending.scopes),
         )
+
+    async def _link(
+        self, session: AsyncSession, pending: PendingGrant, now: datetime
+    ) -> None:
+        """Store the connection, adopt the account's records and queue the first sync."""
+        owner = pending.user_id
+        repo = ConnectionRepository(session)
+        linked = await repo.get_connection_by_whoop_user(pending.whoop_user_id)
+        if linked is not None and linked.user_id != owner:
+            if linked.status is ConnectionStatus.CONNECTED:
+                raise WhoopAccountLinked(
+                    "This WHOOP account is connected to another user."
+                )
+            await repo.delete_connection(
+                linked.user_id
+            )  # that grant is dead; a new owner
+        previous = await repo.get_connection(owner)
+        records = RecordRepository(session)
+        await records.adopt_account(owner, pending.whoop_user_id)
+        if previous is None or previous.whoop_user_id != pending.whoop_user_id:
+            await records.reset_sync_state(owner)
+        # The first sync is a job queued with the connection: durable across restarts.
+        await JobRepository(session).enqueue(
+            "sync",
+            {"data_types": list(DATA_TYPES)},
+            priority=int(Priority.BACKFILL),
+            now=now,
+            user_id=owner,
+        )
+        await repo.save_connection(
+            {
+                "user_id": owner,
+                "whoop_user_id": pending.whoop_user_id,
+                "status": ConnectionStatus.CONNECTED.value,
+                "scopes": " ".join(pending.scopes),
+                "access_token_enc": pending.access_token_enc,
+                "refresh_token_enc": pending.refresh_token_enc,
+                "access_expires_at": pending.access_expires_at,
+                "token_version": 1,
+                "connected_at": now,
+                "updated_at": now,
+            }
+        )
+
+    async def expire_pending(self, *, deadline: float | None = None) -> int:
+        """Revoke at WHOOP and delete the pending grants nobody completed in time; how many
+        were forgotten. Every replica may run it: a revoke is idempotent at WHOOP."""
+        async with self._sessions() as session:
+            expired = await ConnectionRepository(session).list_expired_pending_grants(
+                self._clock()
+            )
+        forgotten = 0
+        for pending in expired:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            forgotten += await self._forget_pending(pending, deadline)
+        if forgotten:
+            log.info("whoop.connect.pending_expired", count=forgotten)
+        return forgotten
+
+    async def _forget_pending(
+        self, pending: PendingGrant, deadline: float | None
+    ) -> bool:
+        """Revoke a pending grant at WHOOP, then delete it; kept for a later try when WHOOP
+        did not answer (until PENDING_GIVE_UP)."""
+        revoked = await self._revoke_pending(pending, deadline)
+        if not revoked and self._clock() - pending.created_at < PENDING_GIVE_UP:
+            return False
+        await self._drop_pending(pending)
+        return True
+
+    async def _revoke_pending(
+        self, pending: PendingGrant, deadline: float | None
+    ) -> bool:
+        """True when WHOOP revoked the grant, or there is nothing it should revoke."""
+        async with self._sessions() as session:
+            linked = await ConnectionRepository(session).get_connection_by_whoop_user(
+                pending.whoop_user_id
+            )
+        if linked is not None and linked.status is ConnectionStatus.CONNECTED:
+            # WHOOP revokes a member's access to the app as a whole: that would cut this live
+            # connection too. The pending tokens are only forgotten.
+            return True
+        if pending.access_expires_at <= self._clock():
+            return True  # the access token is dead; WHOOP has nothing live to revoke with it
+        try:
+            token = self._cipher.decrypt(
+                pending.user_id, "access", pending.access_token_enc
+            )
+            await self._whoop.revoke_access(token, deadline=deadline)
+        except TokenDecryptError:
+            return True  # unreadable with today's keys: nothing can ever revoke with it
+        except WhoopAuthError:
+            return True  # WHOOP no longer takes the token: already revoked
+        except (WhoopError, BudgetExhausted) as exc:
+            log.warning("whoop.connect.pending_revoke_failed", error=type(exc).__name__)
+            return False
+        return True
+
+    async def _drop_pending(self, pending: PendingGrant) -> None:
+        async with self._sessions() as session:
+            await ConnectionRepository(session).delete_pending_grant(
+                pending.completion_hash
+            )
+            await session.commit()
 
     async def decline(self, state: str, error: str, user_id: str | None = None) -> None:
         """The member did not approve: use up the state and say why (always raises)."""

@@ -11,7 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from whoop_service.db import tables as t
 from whoop_service.db.session import select_for_update
-from whoop_service.domain import Connection, ConnectionStatus, OAuthState
+from whoop_service.domain import (
+    Connection,
+    ConnectionStatus,
+    OAuthState,
+    PendingGrant,
+)
 
 
 def _connection(row: RowMapping) -> Connection:
@@ -28,6 +33,20 @@ def _connection(row: RowMapping) -> Connection:
         connected_at=row["connected_at"],
         refreshed_at=row["refreshed_at"],
         updated_at=row["updated_at"],
+    )
+
+
+def _pending(row: RowMapping) -> PendingGrant:
+    return PendingGrant(
+        completion_hash=row["completion_hash"],
+        user_id=row["user_id"],
+        whoop_user_id=row["whoop_user_id"],
+        scopes=tuple(row["scopes"].split()),
+        access_token_enc=row["access_token_enc"],
+        refresh_token_enc=row["refresh_token_enc"],
+        access_expires_at=row["access_expires_at"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
     )
 
 
@@ -177,6 +196,61 @@ class ConnectionRepository:
         await self._session.execute(
             delete(t.oauth_states).where(t.oauth_states.c.expires_at <= now)
         )
+
+    async def save_pending_grant(self, values: Mapping[str, Any]) -> None:
+        await self._session.execute(insert(t.pending_grants).values(**values))
+
+    async def get_pending_grant(self, completion_hash: str) -> PendingGrant | None:
+        stmt = select(t.pending_grants).where(
+            t.pending_grants.c.completion_hash == completion_hash
+        )
+        row = (await self._session.execute(stmt)).mappings().first()
+        return _pending(row) if row else None
+
+    async def take_pending_grant(
+        self, completion_hash: str, user_id: str, now: datetime
+    ) -> bool:
+        """Delete a live pending grant of `user_id`; False when another request took it first,
+        or it expired (atomic: a completion works once)."""
+        pending = t.pending_grants.c
+        result = await self._session.execute(
+            delete(t.pending_grants).where(
+                pending.completion_hash == completion_hash,
+                pending.user_id == user_id,
+                pending.expires_at > now,
+            )
+        )
+        return getattr(result, "rowcount", 0) == 1
+
+    async def burn_pending_grant(self, completion_hash: str, now: datetime) -> bool:
+        """Make a live pending grant unusable (expired now), keeping it until it is revoked at
+        WHOOP; False when it was no longer live (atomic)."""
+        pending = t.pending_grants.c
+        result = await self._session.execute(
+            update(t.pending_grants)
+            .where(pending.completion_hash == completion_hash, pending.expires_at > now)
+            .values(expires_at=now)
+        )
+        return getattr(result, "rowcount", 0) == 1
+
+    async def list_expired_pending_grants(
+        self, now: datetime, limit: int = 100
+    ) -> list[PendingGrant]:
+        stmt = (
+            select(t.pending_grants)
+            .where(t.pending_grants.c.expires_at <= now)
+            .order_by(t.pending_grants.c.expires_at)
+            .limit(limit)
+        )
+        return [_pending(r) for r in (await self._session.execute(stmt)).mappings()]
+
+    async def delete_pending_grant(self, completion_hash: str) -> bool:
+        result = await self._session.execute(
+            delete(t.pending_grants).where(
+                t.pending_grants.c.completion_hash == completion_hash
+            )
+        )
+        return getattr(result, "rowcount", 0) == 1
 
     async def delete_user_data(self, user_id: str) -> dict[str, int]:
         """Delete every stored WHOOP record and sync state of the user; counts per type."""

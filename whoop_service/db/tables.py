@@ -65,6 +65,25 @@ oauth_states = Table(
     Index(None, "user_id"),
 )
 
+# A code exchanged at the OAuth callback, kept until the user who started the flow completes the
+# link with their own token (CONTRACT.md §8). Keyed by the SHA-256 of the completion token, which
+# is a bearer secret until used; the tokens are encrypted as a connection's are.
+pending_grants = Table(
+    "pending_grants",
+    metadata,
+    Column("completion_hash", String(64), primary_key=True),
+    Column("user_id", USER_ID, nullable=False),
+    Column("whoop_user_id", BigInteger, nullable=False),
+    Column("scopes", Text, nullable=False),
+    Column("access_token_enc", Text, nullable=False),
+    Column("refresh_token_enc", Text),
+    Column("access_expires_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index(None, "expires_at"),
+    Index(None, "user_id"),
+)
+
 
 def _record_columns() -> list[Column[object]]:
     """Columns every WHOOP record has."""
