@@ -199,6 +199,17 @@ def banner(processes: list[Process], token: str) -> str:
         f"  curl -s -H 'Authorization: Bearer {token}' \\",
         f"    {gateway.url}/api/v1/health/{DEMO_USER_ID}",
         "",
+        "Connect WHOOP (three steps, as the app does them):",
+        "  1. get an authorization URL:",
+        f"     curl -s -X POST -H 'Authorization: Bearer {token}' \\",
+        f"       {gateway.url}/api/v1/whoop/connect/{DEMO_USER_ID}",
+        "  2. open its authorization_url in a browser: WHOOP approves and the page shows a",
+        "     completion code (an app gets it in the redirect to APP_REDIRECT_URL instead);",
+        "  3. finish the link as the same user, within 10 minutes:",
+        f"     curl -s -X POST -H 'Authorization: Bearer {token}' \\",
+        "       -H 'Content-Type: application/json' -d '{\"completion\": \"<code>\"}' \\",
+        f"       {gateway.url}/api/v1/whoop/connect/{DEMO_USER_ID}/complete",
+        "",
         "Ctrl-C stops everything.",
     ]
     return "\n".join(lines)

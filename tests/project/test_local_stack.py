@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -51,6 +52,36 @@ def get_json(url: str) -> tuple[int, dict]:
         return resp.status, json.loads(resp.read())
 
 
+def call(method: str, url: str, token: str, body: dict | None = None) -> dict:
+    request = urllib.request.Request(
+        url,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def connect_as_printed(gateway: str, user_id: str, token: str) -> None:
+    """The banner's three connect steps: URL, the browser at the emulator (which comes back to
+    the callback's page with the completion code), the completion by the same user."""
+    started = call("POST", f"{gateway}/api/v1/whoop/connect/{user_id}", token)
+    with urllib.request.urlopen(started["authorization_url"], timeout=10) as page:
+        html = page.read().decode()
+    found = re.search(r"<code>([A-Za-z0-9_-]+)</code>", html)
+    assert found is not None, html
+    linked = call(
+        "POST",
+        f"{gateway}/api/v1/whoop/connect/{user_id}/complete",
+        token,
+        {"completion": found.group(1)},
+    )
+    assert linked["status"] == "connected"
+    status = call("GET", f"{gateway}/api/v1/whoop/status/{user_id}", token)
+    assert status["status"] == "connected"
+
+
 @pytest.mark.slow
 def test_make_run_launcher_answers_ready_and_prints_a_working_token(tmp_path: Path):
     ports = {
@@ -91,6 +122,8 @@ def test_make_run_launcher_answers_ready_and_prints_a_working_token(tmp_path: Pa
         )
         assert claims["sub"] == user_id
         assert f"/api/v1/health/{user_id}" in banner
+        assert f"/api/v1/whoop/connect/{user_id}/complete" in banner
+        connect_as_printed(f"http://127.0.0.1:{ports['GATEWAY']}", user_id, token)
         assert (tmp_path / "var" / "whoop.db").exists(), (
             "the WHOOP service runs on SQLite"
         )
