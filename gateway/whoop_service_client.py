@@ -216,9 +216,12 @@ def _relayed(resp: httpx2.Response) -> AppError:
         # The gateway's key was refused: a deployment fault, not the caller's.
         log.error("whoop_service.api_key_refused")
         return WhoopServiceUnavailable("The WHOOP service is unavailable.")
+    retry_after = resp.headers.get("retry-after")
     return AppError(
         str(detail) if detail else None,
         code=str(code) if code else "whoop_service_error",
         status=resp.status_code,
         extra=extra,
+        # A 429's wait is the caller's to honour.
+        headers={"Retry-After": retry_after} if retry_after else None,
     )

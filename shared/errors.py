@@ -6,6 +6,7 @@
     ├── Forbidden (403 forbidden)
     ├── NotFound (404 not_found)
     ├── Conflict (409 conflict)
+    ├── TooManyRequests (429 rate_limited, with `Retry-After`)
     ├── ValidationFailed (422 validation_error, with `errors`)
     ├── UpstreamError (502 upstream_error)
     ├── UpstreamTimeout (504 upstream_timeout)
@@ -70,6 +71,11 @@ class NotFound(AppError):
 class Conflict(AppError):
     status_code = 409
     code = "conflict"
+
+
+class TooManyRequests(AppError):
+    status_code = 429
+    code = "rate_limited"
 
 
 class ValidationFailed(AppError):

@@ -14,6 +14,7 @@ from fastapi import Depends, Header, Request
 from whoop_service.auth.flow import ConnectFlow
 from whoop_service.reads import DataReader
 from whoop_service.sync.engine import SyncEngine
+from whoop_service.whoop.user_limits import UserLimits
 
 # Without a deadline from the caller, a request may spend this long on WHOOP.
 DEFAULT_DEADLINE_S = 10.0
@@ -34,6 +35,11 @@ async def get_reader(request: Request) -> DataReader:
 async def get_engine(request: Request) -> SyncEngine:
     engine: SyncEngine = request.app.state.sync_engine
     return engine
+
+
+async def get_user_limits(request: Request) -> UserLimits:
+    limits: UserLimits = request.app.state.user_limits
+    return limits
 
 
 async def request_deadline(
@@ -59,3 +65,4 @@ ConnectFlowDep = Annotated[ConnectFlow, Depends(get_connect_flow)]
 ReaderDep = Annotated[DataReader, Depends(get_reader)]
 EngineDep = Annotated[SyncEngine, Depends(get_engine)]
 DeadlineDep = Annotated[float, Depends(request_deadline)]
+UserLimitsDep = Annotated[UserLimits, Depends(get_user_limits)]

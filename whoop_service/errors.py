@@ -9,6 +9,7 @@ from shared.errors import (
     Forbidden,
     NotFound,
     ServiceUnavailable,
+    TooManyRequests,
     UpstreamError,
 )
 
@@ -52,3 +53,11 @@ class WhoopUnavailable(UpstreamError):
 
 class AuthorizationDenied(BadRequest):
     code = "access_denied"
+
+
+class SyncCooldown(TooManyRequests):
+    code = "sync_cooldown"
+
+
+class UserQuotaSpent(TooManyRequests):
+    code = "user_quota_exceeded"

@@ -41,6 +41,7 @@ from whoop_service.whoop.failover import FailoverBudget
 from whoop_service.whoop.oauth import WhoopOAuth
 from whoop_service.whoop.ratelimit import BudgetLimits
 from whoop_service.whoop.redis_budget import RedisBudget
+from whoop_service.whoop.user_limits import UserLimits
 
 log = structlog.get_logger()
 
@@ -124,19 +125,27 @@ async def _start(
     )
     readiness: dict[str, ReadinessCheck] = {"database": partial(ping, engine)}
     budget: RateBudget = overrides.budget or LocalBudget(_limits(settings))
-    if overrides.budget is None and settings.redis_url:
+    redis = None
+    if settings.redis_url:
         # Short timeouts: a hung Redis must hand the budget to the local share at once.
         redis = Redis.from_url(
             settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
         )
         stack.push_async_callback(redis.aclose)
+    if overrides.budget is None and redis is not None:
         budget = await stack.enter_async_context(
             FailoverBudget(RedisBudget(redis, _limits(settings)))
         )
+    user_limits = UserLimits(
+        settings.user_sync_cooldown_s,
+        settings.user_whoop_requests_per_day,
+        redis=redis,
+        clock=overrides.clock,
+    )
     if isinstance(budget, FailoverBudget):
         readiness["redis"] = budget.redis_state
         readiness["rate_budget"] = budget.budget_state
-    whoop = WhoopClient(api_http, budget=budget)
+    whoop = WhoopClient(api_http, budget=budget, user_quota=user_limits)
     oauth = None
     if settings.whoop_client_id and settings.whoop_client_secret:
         oauth = WhoopOAuth(
@@ -161,7 +170,10 @@ async def _start(
     app.state.tokens = tokens
     app.state.whoop = whoop
     app.state.sync_engine = sync_engine
-    app.state.reader = DataReader(sessions, sync_engine, clock=overrides.clock)
+    app.state.user_limits = user_limits
+    app.state.reader = DataReader(
+        sessions, sync_engine, limits=user_limits, clock=overrides.clock
+    )
     app.state.clock = overrides.clock
     handlers = JobHandlers(
         sessions,

@@ -39,11 +39,13 @@ from whoop_service.sync.engine import SyncEngine
 from whoop_service.sync.plan import SyncPolicy, stale_types
 from whoop_service.whoop.budget import BudgetExhausted
 from whoop_service.whoop.ratelimit import Priority
+from whoop_service.whoop.user_limits import UserLimits
 
 log = structlog.get_logger()
 
 # Below this much time left, a read does not start WHOOP calls that could not finish.
 MIN_SYNC_S = 1.0
+QUOTA_SPENT = "Today's WHOOP refreshes for this user are spent; showing stored data."
 OUT_MODELS: dict[str, Any] = {
     "cycle": CycleOut,
     "recovery": RecoveryOut,
@@ -60,10 +62,13 @@ class DataReader:
         sessions: async_sessionmaker[Any],
         engine: SyncEngine,
         *,
+        limits: UserLimits | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self._sessions = sessions
         self._engine = engine
+        # Without limits (tests of the read alone), reads sync whenever they must.
+        self._limits = limits or UserLimits(0, 2**31)
         self._clock = clock
 
     @property
@@ -194,6 +199,13 @@ class DataReader:
             return _stale(
                 last_sync, "No time left to refresh from WHOOP; showing stored data."
             )
+        # CONTRACT.md §9: a user's refreshes are limited; the stored data answers meanwhile.
+        if await self._limits.quota_wait_s(user_id) > 0:
+            return self._stored(kinds, states, QUOTA_SPENT)
+        if await self._limits.start_sync(user_id) > 0:
+            return self._stored(
+                kinds, states, "Refreshed moments ago; showing stored data."
+            )
         try:
             report = await self._engine.sync_user(
                 user_id,
@@ -219,8 +231,26 @@ class DataReader:
                 stale=False,
             )
         log.warning("whoop.read.stale", user_id=user_id, status=report.status)
+        errors = {r.error for r in report.types.values()}
         return _stale(
-            _oldest_success(fresh_states), "WHOOP is unavailable; showing stored data."
+            _oldest_success(fresh_states),
+            QUOTA_SPENT
+            if "user_quota_exceeded" in errors
+            else "WHOOP is unavailable; showing stored data.",
+        )
+
+    def _stored(
+        self, kinds: Sequence[str], states: dict[str, SyncState], warning: str
+    ) -> Freshness:
+        """From the database without refreshing: stale (with `warning`) only when a wanted type
+        is past its freshness threshold."""
+        last = {k: s.last_success_at for k, s in states.items()}
+        stale = bool(set(stale_types(last, self._clock(), self.policy)) & set(kinds))
+        return Freshness(
+            data_source="database",
+            last_sync_at=_oldest_success(states),
+            stale=stale,
+            warning=warning if stale else None,
         )
 
     async def _load_days(

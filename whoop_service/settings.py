@@ -44,6 +44,10 @@ class WhoopSettings(ServiceSettings):
     # announces a record when it is created and again when it is scored; a second event runs the
     # batch 2 minutes later, so the wait mostly spans the scoring. 0 fetches at once.
     webhook_settle_s: int = Field(3600, ge=0, le=86_400)
+    # CONTRACT.md §9: one interactive sync per user in this time (0: none), and a user's
+    # interactive WHOOP data requests per UTC day.
+    user_sync_cooldown_s: int = Field(60, ge=0, le=86_400)
+    user_whoop_requests_per_day: int = Field(100, ge=1)
     # How old each type's data may be before a read syncs it first (minutes).
     whoop_freshness_minutes: Annotated[dict[str, int], NoDecode] = Field(
         default_factory=lambda: {

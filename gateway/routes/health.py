@@ -53,19 +53,33 @@ async def health(
     tz: Annotated[
         str, Query(max_length=64, description="IANA zone for 'today'.")
     ] = "UTC",
+    force_refresh: Annotated[
+        bool,
+        Query(
+            description="Pull to refresh in one call: Sahha past its cache, WHOOP synced "
+            "first (within the deadline and the user's sync cooldown)."
+        ),
+    ] = False,
 ) -> HealthResponse:
     """Sahha and WHOOP merged per local day, each source's status stated."""
     check_user_access(caller, user_id)
     start, end = resolve_range(day, start_date, end_date, tz, utc_now())
     deadline = time.monotonic() + settings.request_deadline_s
+    fetch_sahha = sahha.fetch_days(
+        user_id, start, end, deadline=deadline, force_refresh=force_refresh
+    )
     if settings.aggregation_mode == "concurrent":
         sahha_result, whoop_result = await asyncio.gather(
-            sahha.fetch_days(user_id, start, end, deadline=deadline),
-            whoop.daily(user_id, start, end, deadline=deadline),
+            fetch_sahha,
+            whoop.daily(
+                user_id, start, end, deadline=deadline, force_refresh=force_refresh
+            ),
         )
     else:
-        sahha_result = await sahha.fetch_days(user_id, start, end, deadline=deadline)
-        whoop_result = await whoop.daily(user_id, start, end, deadline=deadline)
+        sahha_result = await fetch_sahha
+        whoop_result = await whoop.daily(
+            user_id, start, end, deadline=deadline, force_refresh=force_refresh
+        )
     sources = _sources(sahha_result, whoop_result)
     log.info(
         "gateway.health.answered",

@@ -176,10 +176,13 @@ async def status(
     | problem_responses(
         404,
         409,
+        429,
         descriptions={
             404: "The user has not connected WHOOP (`not_connected`).",
             409: "WHOOP access must be granted again (`needs_reauth`), or a sync of "
             "the user is already running (`sync_in_progress`).",
+            429: "The user synced moments ago (`sync_cooldown`) or spent today's WHOOP "
+            "refreshes (`user_quota_exceeded`); `Retry-After` says when to try again.",
         },
     ),
 )

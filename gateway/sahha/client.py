@@ -70,14 +70,17 @@ class SahhaClient:
         end_date: date,
         *,
         deadline: float | None = None,
+        force_refresh: bool = False,
     ) -> SahhaResult:
-        """Scores and biomarkers of local days start..end; a fresh cache hit asks Sahha nothing."""
+        """Scores and biomarkers of local days start..end; a fresh cache hit asks Sahha nothing
+        (unless `force_refresh`: the cache then serves only when Sahha fails)."""
         if end_date < start_date:
             raise ValueError("end_date is before start_date")
         key = CacheKey(external_id, start_date, end_date)
         cached = await self._cache_get(key, deadline)
         age_s = None if cached is None else self._age_s(cached)
-        if cached is not None and age_s is not None and age_s < self._cache.ttl_s:
+        fresh = age_s is not None and age_s < self._cache.ttl_s
+        if cached is not None and fresh and not force_refresh:
             return SahhaResult("ok", cached.days, cached.fetched_at, stale=False)
         try:
             async with self._time_limit(deadline):

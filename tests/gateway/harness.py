@@ -90,9 +90,13 @@ class Stack:
 
 
 async def make_stack(
-    stack: AsyncExitStack, database_url: str, var_dir, **gateway_settings
+    stack: AsyncExitStack,
+    database_url: str,
+    var_dir,
+    service_overrides: dict[str, object] | None = None,
+    **gateway_settings,
 ) -> Stack:
-    whoop = await make_harness(stack, database_url, var_dir)
+    whoop = await make_harness(stack, database_url, var_dir, service_overrides)
     sahha_app = create_sahha(SahhaSandboxSettings(), clock=whoop.clock)
     sahha_faults = FaultyTransport(httpx2.ASGITransport(app=sahha_app))
     service_faults = FaultyTransport(httpx2.ASGITransport(app=whoop.app))

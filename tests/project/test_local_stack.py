@@ -57,7 +57,10 @@ def call(method: str, url: str, token: str, body: dict | None = None) -> dict:
         url,
         method=method,
         data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+        },
     )
     with urllib.request.urlopen(request, timeout=10) as resp:
         return json.loads(resp.read())

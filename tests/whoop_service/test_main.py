@@ -100,13 +100,15 @@ def test_openapi_documents_the_problems_each_internal_route_answers(
         if path.startswith("/internal/")
         for method in item
     ]
-    assert len(internal) == 8
+    assert len(internal) == 9
     for path, method in internal:
         assert {401, 422} <= problem_statuses(openapi, path, method), (path, method)
     callback = problem_statuses(openapi, "/internal/auth/callback", "post")
-    assert callback == {400, 401, 409, 422, 502, 503}
+    assert callback == {400, 401, 422, 502, 503}
+    complete = problem_statuses(openapi, "/internal/auth/complete", "post")
+    assert complete == {400, 401, 403, 409, 422}
     sync = problem_statuses(openapi, "/internal/sync/{user_id}", "post")
-    assert sync == {400, 401, 404, 409, 422}
+    assert sync == {400, 401, 404, 409, 422, 429}
     assert 503 in problem_statuses(openapi, "/internal/auth/connect/{user_id}", "post")
 
 

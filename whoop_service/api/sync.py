@@ -16,13 +16,19 @@ from shared.problems import problem_responses
 from whoop_service.db.connections import ConnectionRepository
 from whoop_service.db.jobs import JobRepository
 from whoop_service.db.records import RecordRepository
-from whoop_service.deps import DeadlineDep, EngineDep
+from whoop_service.deps import DeadlineDep, EngineDep, UserLimitsDep
 from whoop_service.domain import DATA_TYPES, ConnectionStatus
-from whoop_service.errors import WhoopNeedsReauth, WhoopNotConnected
+from whoop_service.errors import (
+    SyncCooldown,
+    UserQuotaSpent,
+    WhoopNeedsReauth,
+    WhoopNotConnected,
+)
 from whoop_service.reads import MIN_SYNC_S
 from whoop_service.sync.plan import type_statuses
 from whoop_service.whoop.budget import BudgetExhausted
 from whoop_service.whoop.ratelimit import Priority
+from whoop_service.whoop.user_limits import retry_after_header
 
 router = APIRouter(prefix="/internal/sync", tags=["sync"], responses=API_KEY_RESPONSES)
 
@@ -32,20 +38,26 @@ router = APIRouter(prefix="/internal/sync", tags=["sync"], responses=API_KEY_RES
     responses=problem_responses(
         404,
         409,
+        429,
         descriptions={
             404: "The user has not connected WHOOP (`not_connected`).",
             409: "WHOOP access must be granted again (`needs_reauth`), or another sync "
             "of the user outlasts the deadline (`sync_in_progress`).",
+            429: "The user synced less than `USER_SYNC_COOLDOWN_S` ago (`sync_cooldown`), or "
+            "spent today's interactive WHOOP requests (`user_quota_exceeded`); "
+            "`Retry-After` says when to try again.",
         },
     ),
 )
 async def sync_now(
     user_id: UserIdPath,
     engine: EngineDep,
+    limits: UserLimitsDep,
     deadline: DeadlineDep,
     body: Annotated[SyncRequest | None, Body()] = None,
 ) -> SyncResponse:
-    """Sync now, within the rate budget and the deadline; records stored or changed per type."""
+    """Sync now (pull to refresh), within the rate budget, the deadline and the user's limits
+    (CONTRACT.md §9); records stored or changed per type."""
     request = body or SyncRequest()
     async with engine.sessions() as session:
         conn = await ConnectionRepository(session).get_connection(user_id)
@@ -54,6 +66,12 @@ async def sync_now(
     if conn.status is ConnectionStatus.NEEDS_REAUTH:
         raise WhoopNeedsReauth("WHOOP access must be granted again.")
     data_types = request.data_types or DATA_TYPES
+    quota_wait_s = await limits.quota_wait_s(user_id)
+    if quota_wait_s > 0:
+        raise UserQuotaSpent(
+            "Today's WHOOP refreshes for this user are spent; stored data is still served.",
+            headers=retry_after_header(quota_wait_s),
+        )
     if deadline - monotonic() < MIN_SYNC_S:
         # No WHOOP call that cannot finish is started (CONTRACT.md §7), and no sync state is
         # marked failed: nothing failed at WHOOP.
@@ -64,14 +82,20 @@ async def sync_now(
             status="failed",
             errors=dict.fromkeys(data_types, "no_time_left"),
         )
-    start, end, priority = _window(request)
+    cooldown_s = await limits.start_sync(user_id)
+    if cooldown_s > 0:
+        raise SyncCooldown(
+            "This user synced moments ago; try again shortly.",
+            headers=retry_after_header(cooldown_s),
+        )
+    start, end = _window(request)
     try:
         report = await engine.sync_user(
             user_id,
             data_types=data_types,
             start=start,
             end=end,
-            priority=priority,
+            priority=Priority.INTERACTIVE,
             deadline=deadline,
         )
     except BudgetExhausted:
@@ -89,17 +113,17 @@ async def sync_now(
     )
 
 
-def _window(request: SyncRequest) -> tuple[datetime | None, datetime | None, Priority]:
-    """The requested days as a UTC window (none: the incremental one) and their priority."""
+def _window(request: SyncRequest) -> tuple[datetime | None, datetime | None]:
+    """The requested days as a UTC window (none: the incremental one)."""
     if request.start_date is None:
-        return None, None, Priority.INTERACTIVE
+        return None, None
     # Local days reach 14 h either side of UTC: pad so every record of those days comes.
     start = datetime.combine(request.start_date, time(0), tzinfo=UTC) - timedelta(
         days=1
     )
     last = request.end_date or request.start_date
     end = datetime.combine(last, time(0), tzinfo=UTC) + timedelta(days=2)
-    return start, end, Priority.BACKFILL
+    return start, end
 
 
 @router.get("/status/{user_id}")

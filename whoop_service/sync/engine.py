@@ -30,6 +30,7 @@ from whoop_service.whoop.budget import BudgetExhausted
 from whoop_service.whoop.client import TokenSource, WhoopClient
 from whoop_service.whoop.errors import WhoopError
 from whoop_service.whoop.ratelimit import Priority
+from whoop_service.whoop.user_limits import UserQuotaExceeded
 
 log = structlog.get_logger()
 
@@ -73,6 +74,8 @@ class SyncReport:
 
 def error_code(exc: BaseException) -> str:
     """A short, secret-free description of why a sync failed."""
+    if isinstance(exc, UserQuotaExceeded):
+        return "user_quota_exceeded"
     if isinstance(exc, BudgetExhausted):
         return "rate_budget_exhausted"
     return type(exc).__name__

@@ -67,6 +67,9 @@ class LocalBudget:
         self._monotonic = monotonic
         self._minute: collections.deque[float] = collections.deque()
         self._day: collections.deque[float] = collections.deque()
+        # Interactive sends again, counted apart for their own caps (`BudgetLimits.own_caps`).
+        self._own_minute: collections.deque[float] = collections.deque()
+        self._own_day: collections.deque[float] = collections.deque()
         self._blocked_until = 0.0
         self._waiting: collections.Counter[Priority] = collections.Counter()
         self.granted = 0
@@ -75,6 +78,8 @@ class LocalBudget:
         for log_, window in (
             (self._minute, self.limits.minute_window_s),
             (self._day, self.limits.day_window_s),
+            (self._own_minute, self.limits.minute_window_s),
+            (self._own_day, self.limits.day_window_s),
         ):
             while log_ and log_[0] <= now - window:
                 log_.popleft()
@@ -89,6 +94,17 @@ class LocalBudget:
             0.0,
         )
 
+    def _own_wait_s(self, priority: Priority, now: float) -> float:
+        """Seconds until `priority`'s own caps admit one more send (0: now, or no caps)."""
+        caps = self.limits.own_caps(priority)
+        if caps is None:
+            return 0.0
+        self._prune(now)
+        return max(
+            window_wait(self._own_minute, now, self.limits.minute_window_s, caps[0]),
+            window_wait(self._own_day, now, self.limits.day_window_s, caps[1]),
+        )
+
     def _outranked(self, priority: Priority) -> bool:
         return any(self._waiting[p] for p in Priority if p < priority)
 
@@ -97,30 +113,42 @@ class LocalBudget:
 
     async def take(self, priority: Priority, deadline: float | None = None) -> float:
         """`acquire`, answering when the slot was taken (on this budget's clock)."""
-        self._waiting[priority] += 1
-        try:
-            while True:
+        while True:
+            own = self._own_wait_s(priority, self._clock())
+            if own > 0:
+                # Held by its own caps: it waits without outranking anyone meanwhile.
+                await self._pause(own, deadline)
+                continue
+            self._waiting[priority] += 1
+            try:
                 now = self._clock()
                 wait = self._wait_s(priority, now)
                 if wait <= 0 and not self._outranked(priority):
+                    if self._own_wait_s(priority, now) > 0:
+                        continue
                     self._minute.append(now)
                     self._day.append(now)
+                    if self.limits.own_caps(priority) is not None:
+                        self._own_minute.append(now)
+                        self._own_day.append(now)
                     self.granted += 1
                     return now
                 # Outranked: let the higher priority take the slot, then look again.
-                wait = max(wait, 0.005)
-                if deadline is not None and self._monotonic() + wait > deadline:
-                    raise BudgetExhausted(wait)
-                await self._sleep(wait)
-        finally:
-            self._waiting[priority] -= 1
+                await self._pause(max(wait, 0.005), deadline)
+            finally:
+                self._waiting[priority] -= 1
+
+    async def _pause(self, wait: float, deadline: float | None) -> None:
+        if deadline is not None and self._monotonic() + wait > deadline:
+            raise BudgetExhausted(wait)
+        await self._sleep(wait)
 
     async def record_sent(self) -> None:
         self.preload([self._clock()], [self._clock()])
 
     def move(self, taken_at: float, to: float) -> None:
         """Count a slot taken at `taken_at` as taken at `to` (now): its send was held up."""
-        for log_ in (self._minute, self._day):
+        for log_ in (self._minute, self._day, self._own_minute, self._own_day):
             if taken_at in log_:
                 log_.remove(taken_at)
                 bisect.insort(log_, to)

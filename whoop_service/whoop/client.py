@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
+from functools import partial
 from typing import Any, Literal, Protocol, TypeVar
 
 import httpx2
@@ -105,6 +106,13 @@ class _Unlimited:
         return {"backend": "none"}
 
 
+class UserQuota(Protocol):
+    """Counts a user's interactive requests (`user_limits.UserLimits`)."""
+
+    async def spend(self, user_id: str) -> None:
+        """Count one request; raises (a BudgetExhausted) when the user has none left."""
+
+
 class WhoopClient:
     """The data API at `WHOOP_API_BASE_URL` (`/v2/...` below it)."""
 
@@ -113,11 +121,14 @@ class WhoopClient:
         http: httpx2.AsyncClient,
         *,
         budget: RateBudget | None = None,
+        user_quota: UserQuota | None = None,
         timeout_s: float = 10.0,
         attempts: int = 4,
     ) -> None:
         self._http = http
         self.budget: RateBudget = budget or _Unlimited()
+        # Interactive requests made for a user count in that user's daily quota.
+        self.user_quota = user_quota
         self._timeout_s = timeout_s
         self._attempts = attempts
         self.calls = 0  # requests sent to WHOOP by this client (metrics, tests)
@@ -210,16 +221,19 @@ class WhoopClient:
         deadline: float | None,
         params: Mapping[str, str] | None = None,
     ) -> httpx2.Response:
+        charge = None
+        if priority is Priority.INTERACTIVE and self.user_quota is not None:
+            charge = partial(self.user_quota.spend, user_id)
         token = await tokens.get_access_token(user_id)
         try:
             return await self._with_retries(
-                method, path, token, priority, deadline, params
+                method, path, token, priority, deadline, params, charge
             )
         except WhoopAuthError:
             # Expired or revoked early: one refresh, one more try; a second 401 is final.
             token = await tokens.get_access_token(user_id, rejected=token)
             return await self._with_retries(
-                method, path, token, priority, deadline, params
+                method, path, token, priority, deadline, params, charge
             )
 
     async def _with_retries(
@@ -230,7 +244,9 @@ class WhoopClient:
         priority: Priority,
         deadline: float | None = None,
         params: Mapping[str, str] | None = None,
+        charge: Callable[[], Awaitable[None]] | None = None,
     ) -> httpx2.Response:
+        """Send with retries; `charge` counts each request sent (before its budget slot)."""
         timeout = None if deadline is None else deadline - time.monotonic()
         if timeout is not None and timeout <= 0:
             # No time left: take no budget slot, send nothing.
@@ -243,6 +259,8 @@ class WhoopClient:
             wait_max=8.0,
         ):
             with attempt:
+                if charge is not None:
+                    await charge()
                 await self.budget.acquire(priority, deadline)
                 try:
                     return await self._send(method, path, token, deadline, params)

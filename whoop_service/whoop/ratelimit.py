@@ -40,6 +40,11 @@ DAY_SHARE: Mapping[Priority, float] = {
     Priority.SCHEDULED: 0.9,
     Priority.BACKFILL: 0.8,
 }
+# What interactive sends (users' pull-to-refresh and their reads' syncs) may fill of each window
+# by themselves, counted apart: users never spend what webhooks, reconciliation and backfills need
+# (CONTRACT.md §9), however many of them refresh at once.
+INTERACTIVE_MINUTE_SHARE = 0.5
+INTERACTIVE_DAY_SHARE = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +57,9 @@ class BudgetLimits:
     day_window_s: float = 86_400.0
     # WHOOP's own minute limit (before the headroom); None: the same as `per_minute`.
     whoop_per_minute: int | None = None
+    # Shares of the minute and the day that interactive sends may fill by themselves (None: no
+    # caps of their own). The service's limits have them (`from_whoop`).
+    interactive_shares: tuple[float, float] | None = None
 
     @classmethod
     def from_whoop(cls, per_minute: int, per_day: int, headroom: float) -> BudgetLimits:
@@ -59,6 +67,17 @@ class BudgetLimits:
             per_minute=max(1, math.floor(per_minute * headroom)),
             per_day=max(1, math.floor(per_day * headroom)),
             whoop_per_minute=per_minute,
+            interactive_shares=(INTERACTIVE_MINUTE_SHARE, INTERACTIVE_DAY_SHARE),
+        )
+
+    def own_caps(self, priority: Priority) -> tuple[int, int] | None:
+        """(minute cap, day cap) on the sends of `priority` alone; None when it has none."""
+        if priority is not Priority.INTERACTIVE or self.interactive_shares is None:
+            return None
+        minute_share, day_share = self.interactive_shares
+        return (
+            max(1, math.floor(self.per_minute * minute_share)),
+            max(1, math.floor(self.per_day * day_share)),
         )
 
     def caps(self, priority: Priority) -> tuple[int, int]:

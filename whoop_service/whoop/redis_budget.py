@@ -31,8 +31,10 @@ local function now_ms(arg)
 end
 """
 
-# KEYS: minute zset, day zset, blocked-until key, epoch key.
-# ARGV: minute window ms, day window ms, minute cap, day cap, member, now.
+# KEYS: minute zset, day zset, blocked-until key, epoch key, then the minute and day zsets of
+# the sends counted apart for a priority's own caps (interactive).
+# ARGV: minute window ms, day window ms, minute cap, day cap, member, now, then the own minute cap
+# and own day cap (0: the priority has none).
 # Returns {0 when a slot was taken, else the ms until one may be free; minute count; day count;
 # epoch (see _HEARTBEAT) or nil}.
 _ACQUIRE = (
@@ -40,8 +42,13 @@ _ACQUIRE = (
     + """
 local now = now_ms(ARGV[6])
 local mw, dw = tonumber(ARGV[1]), tonumber(ARGV[2])
+local own_m, own_d = tonumber(ARGV[7]), tonumber(ARGV[8])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - mw)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - dw)
+if own_m > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - mw)
+  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - dw)
+end
 local function wait(key, window, cap)
   local n = redis.call('ZCARD', key)
   if n < cap then return 0 end
@@ -54,12 +61,21 @@ if blocked > now then
   w = blocked - now
 else
   w = math.max(wait(KEYS[1], mw, tonumber(ARGV[3])), wait(KEYS[2], dw, tonumber(ARGV[4])))
+  if own_m > 0 then
+    w = math.max(w, wait(KEYS[5], mw, own_m), wait(KEYS[6], dw, own_d))
+  end
 end
 if w == 0 then
   redis.call('ZADD', KEYS[1], now, ARGV[5])
   redis.call('ZADD', KEYS[2], now, ARGV[5])
   redis.call('PEXPIRE', KEYS[1], mw)
   redis.call('PEXPIRE', KEYS[2], dw)
+  if own_m > 0 then
+    redis.call('ZADD', KEYS[5], now, ARGV[5])
+    redis.call('ZADD', KEYS[6], now, ARGV[5])
+    redis.call('PEXPIRE', KEYS[5], mw)
+    redis.call('PEXPIRE', KEYS[6], dw)
+  end
 end
 return {w, redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2]),
         redis.call('GET', KEYS[4])}
@@ -162,6 +178,7 @@ class RedisBudget:
         self._redis = redis
         self._keys = [f"{prefix}:minute", f"{prefix}:day", f"{prefix}:blocked"]
         self._registry = [f"{prefix}:replicas", f"{prefix}:epoch"]
+        self._own_keys = [f"{prefix}:interactive:minute", f"{prefix}:interactive:day"]
         self._acquire = redis.register_script(_ACQUIRE)
         self._block = redis.register_script(_BLOCK)
         self._heartbeat = redis.register_script(_HEARTBEAT)
@@ -185,10 +202,11 @@ class RedisBudget:
     async def try_acquire(self, priority: Priority) -> float:
         """One attempt: 0 when a slot was taken, else the seconds until one may be free."""
         minute_cap, day_cap = self.limits.caps(priority)
+        own = self.limits.own_caps(priority) or (0, 0)
         args: list[Any] = [*self._windows_ms(), minute_cap, day_cap]
         wait_ms, minute, day, epoch = await self._acquire(
-            keys=[*self._keys, self._registry[1]],
-            args=[*args, uuid.uuid4().hex, self._now()],
+            keys=[*self._keys, self._registry[1], *self._own_keys],
+            args=[*args, uuid.uuid4().hex, self._now(), *own],
         )
         self.usage = Usage(int(minute), int(day))
         self.epoch = _text(epoch)

@@ -58,6 +58,69 @@ async def test_300_calls_at_20_per_10_s_never_exceed_any_window():
     assert vt.now - start >= 140.0
 
 
+def test_interactive_work_has_caps_of_its_own():
+    limits = BudgetLimits.from_whoop(100, 10_000, 0.9)
+    assert limits.own_caps(Priority.INTERACTIVE) == (45, 2700)
+    assert limits.own_caps(Priority.WEBHOOK) is None
+    assert limits.own_caps(Priority.BACKFILL) is None
+    assert replica_share(limits, 3).own_caps(Priority.INTERACTIVE) == (15, 900)
+    tiny = BudgetLimits(per_minute=1, per_day=1, interactive_shares=(0.5, 0.3))
+    assert tiny.own_caps(Priority.INTERACTIVE) == (1, 1)
+
+
+SHARES = (0.5, 0.3)
+
+
+async def test_interactive_work_fills_half_a_minute_and_others_keep_the_rest():
+    vt = VirtualTime()
+    budget = LocalBudget(
+        BudgetLimits(
+            per_minute=20,
+            per_day=10_000,
+            minute_window_s=10.0,
+            interactive_shares=SHARES,
+        ),
+        **vt.hooks(),
+    )
+    interactive: list[float] = []
+    others: list[float] = []
+
+    async def caller(priority: Priority, log: list[float], n: int) -> None:
+        for _ in range(n):
+            await budget.acquire(priority)
+            log.append(vt.now)
+
+    # Many users refreshing at once, while webhooks and a backfill need slots too.
+    await vt.run(
+        *(caller(Priority.INTERACTIVE, interactive, 10) for _ in range(10)),
+        caller(Priority.WEBHOOK, others, 30),
+        caller(Priority.BACKFILL, others, 30),
+    )
+    assert len(interactive) == 100
+    assert len(others) == 60
+    assert max_in_any_window(interactive, 10.0) == 10
+    assert max_in_any_window(interactive + others, 10.0) <= 20
+    # Interactive calls waited on their own caps without holding the others back (a waiting
+    # higher priority outranks the lower ones): the others were done first.
+    assert max(others) < max(interactive)
+
+
+async def test_interactive_work_stops_at_30_percent_of_the_day():
+    vt = VirtualTime()
+    budget = LocalBudget(
+        BudgetLimits(per_minute=1000, per_day=100, interactive_shares=SHARES),
+        **vt.hooks(),
+    )
+    for _ in range(30):
+        await budget.acquire(Priority.INTERACTIVE, deadline=vt.now + 1)
+    with pytest.raises(BudgetExhausted) as err:
+        await budget.acquire(Priority.INTERACTIVE, deadline=vt.now + 3600)
+    assert err.value.wait_s > 3600
+    for _ in range(60):
+        await budget.acquire(Priority.WEBHOOK, deadline=vt.now + 1)
+    assert budget.granted == 90
+
+
 async def test_waiting_interactive_calls_go_before_waiting_backfill():
     vt = VirtualTime()
     budget = LocalBudget(

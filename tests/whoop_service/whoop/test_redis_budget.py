@@ -48,3 +48,19 @@ async def test_block_and_deadline(redis):
         await budget.acquire(Priority.INTERACTIVE, deadline=time.monotonic() + 1)
     assert 29 <= err.value.wait_s <= 30
     assert (await budget.status())["minute_used"] == 0
+
+
+async def test_interactive_work_keeps_to_its_own_caps_across_replicas(redis):
+    prefix = f"test:{uuid.uuid4().hex}"
+    limits = BudgetLimits(per_minute=10, per_day=10_000, interactive_shares=(0.5, 0.3))
+    replicas = [RedisBudget(redis, limits, prefix=prefix) for _ in range(2)]
+    for i in range(5):  # half of the minute, whichever replica sends
+        await replicas[i % 2].acquire(Priority.INTERACTIVE, time.monotonic() + 1)
+    for budget in replicas:
+        with pytest.raises(BudgetExhausted) as err:
+            await budget.acquire(Priority.INTERACTIVE, time.monotonic() + 5)
+        assert 55 <= err.value.wait_s <= 60
+    # The other half stays for webhooks (95 % of the window in all: 9 sends).
+    for i in range(4):
+        await replicas[i % 2].acquire(Priority.WEBHOOK, time.monotonic() + 1)
+    assert (await replicas[0].status())["minute_used"] == 9

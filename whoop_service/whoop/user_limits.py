@@ -1,0 +1,180 @@
+"""Per-user limits on interactive WHOOP work (CONTRACT.md §9): one user never spends what all share.
+
+- A cooldown: at most one interactive sync (pull-to-refresh, a `force_refresh` read, a read's own
+  sync) per user per `USER_SYNC_COOLDOWN_S`.
+- A daily quota: a user's interactive WHOOP data requests per UTC day stop at
+  `USER_WHOOP_REQUESTS_PER_DAY` (token calls are not counted).
+
+With Redis both are shared by every replica (a key with a TTL for the cooldown, a counter per UTC
+day for the quota). When Redis fails, each replica keeps the limits in-process until it answers
+again, as the rate budget falls back to a local share: a user may then get one cooldown and one
+quota per replica, still far from the app-wide budget, whose interactive caps hold regardless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from datetime import date, datetime, timedelta
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shared.time import Clock, utc_now
+from whoop_service.whoop.budget import BudgetExhausted
+
+log = structlog.get_logger()
+
+REDIS_ERRORS = (RedisError, OSError, TimeoutError)
+# A day's counter outlives its day by one, for replicas whose clocks disagree a little.
+_DAY_KEY_TTL_S = 2 * 86_400
+# Local cooldowns are swept once this many accumulate (they are short-lived anyway).
+_SWEEP_AT = 10_000
+
+# KEYS: the user's counter for the day. ARGV: the quota, the key's TTL in seconds.
+# Returns the count after this request, or -1 when the quota was already spent (not counted).
+_SPEND = """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n >= tonumber(ARGV[1]) then return -1 end
+n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2])) end
+return n
+"""
+
+
+class UserQuotaExceeded(BudgetExhausted):
+    """The user's interactive WHOOP requests for today are spent; `wait_s` to the next UTC day."""
+
+
+def seconds_to_next_utc_day(now: datetime) -> float:
+    tomorrow = datetime.combine(now.date() + timedelta(days=1), datetime.min.time())
+    return (tomorrow.replace(tzinfo=now.tzinfo) - now).total_seconds()
+
+
+class UserLimits:
+    """The cooldown and the daily quota of each user's interactive WHOOP work."""
+
+    def __init__(
+        self,
+        cooldown_s: float,
+        per_day: int,
+        *,
+        redis: Redis | None = None,
+        prefix: str = "whoop:user",
+        clock: Clock = utc_now,
+        redis_timeout_s: float = 0.5,
+    ) -> None:
+        self.cooldown_s = cooldown_s
+        self.per_day = per_day
+        self._redis = redis
+        self._spend_script = redis.register_script(_SPEND) if redis else None
+        self._prefix = prefix
+        self._clock = clock
+        self._redis_timeout_s = redis_timeout_s
+        self._cooldown_until: dict[str, datetime] = {}
+        self._spent: dict[str, int] = {}
+        self._spent_day: date | None = None
+        self._redis_failing = False
+
+    async def start_sync(self, user_id: str) -> float:
+        """Start the user's cooldown: 0 when an interactive sync may run now, else the seconds
+        until one may."""
+        if self.cooldown_s <= 0:
+            return 0.0
+        if self._redis is not None:
+            try:
+                async with asyncio.timeout(self._redis_timeout_s):
+                    return await self._start_shared(user_id)
+            except REDIS_ERRORS as exc:
+                self._fell_back(exc)
+        return self._start_local(user_id)
+
+    async def quota_wait_s(self, user_id: str) -> float:
+        """0 while the user may still make interactive WHOOP requests today, else the seconds
+        until the next UTC day."""
+        if await self._spent_today(user_id) < self.per_day:
+            return 0.0
+        return seconds_to_next_utc_day(self._clock())
+
+    async def spend(self, user_id: str) -> None:
+        """Count one interactive WHOOP data request; UserQuotaExceeded when none is left."""
+        if self._redis is not None and self._spend_script is not None:
+            try:
+                async with asyncio.timeout(self._redis_timeout_s):
+                    count = await self._spend_script(
+                        keys=[self._day_key(user_id)],
+                        args=[self.per_day, _DAY_KEY_TTL_S],
+                    )
+                self._redis_failing = False
+                if int(count) < 0:
+                    raise UserQuotaExceeded(seconds_to_next_utc_day(self._clock()))
+                return
+            except REDIS_ERRORS as exc:
+                self._fell_back(exc)
+        self._roll_day()
+        spent = self._spent.get(user_id, 0)
+        if spent >= self.per_day:
+            raise UserQuotaExceeded(seconds_to_next_utc_day(self._clock()))
+        self._spent[user_id] = spent + 1
+
+    # --- Redis --------------------------------------------------------------------------------
+
+    def _day_key(self, user_id: str) -> str:
+        return f"{self._prefix}:{user_id}:requests:{self._clock().date().isoformat()}"
+
+    async def _start_shared(self, user_id: str) -> float:
+        assert self._redis is not None
+        key = f"{self._prefix}:{user_id}:cooldown"
+        ms = max(1, int(self.cooldown_s * 1000))
+        started = await self._redis.set(key, "1", nx=True, px=ms)
+        self._redis_failing = False
+        if started:
+            return 0.0
+        left_ms = await self._redis.pttl(key)
+        # -2: it just expired, -1: no TTL (cannot happen here): try again in a moment.
+        return max(int(left_ms), 1) / 1000
+
+    async def _spent_today(self, user_id: str) -> int:
+        if self._redis is not None:
+            try:
+                async with asyncio.timeout(self._redis_timeout_s):
+                    value = await self._redis.get(self._day_key(user_id))
+                self._redis_failing = False
+                return int(value or 0)
+            except REDIS_ERRORS as exc:
+                self._fell_back(exc)
+        self._roll_day()
+        return self._spent.get(user_id, 0)
+
+    def _fell_back(self, exc: BaseException) -> None:
+        if not self._redis_failing:
+            self._redis_failing = True
+            log.warning(
+                "whoop.user_limits.local_fallback", error_type=type(exc).__name__
+            )
+
+    # --- in-process ---------------------------------------------------------------------------
+
+    def _start_local(self, user_id: str) -> float:
+        now = self._clock()
+        until = self._cooldown_until.get(user_id)
+        if until is not None and until > now:
+            return max((until - now).total_seconds(), 0.001)
+        if len(self._cooldown_until) >= _SWEEP_AT:
+            self._cooldown_until = {
+                u: t for u, t in self._cooldown_until.items() if t > now
+            }
+        self._cooldown_until[user_id] = now + timedelta(seconds=self.cooldown_s)
+        return 0.0
+
+    def _roll_day(self) -> None:
+        today = self._clock().date()
+        if self._spent_day != today:
+            self._spent = {}
+            self._spent_day = today
+
+
+def retry_after_header(wait_s: float) -> dict[str, str]:
+    """`Retry-After` in whole seconds, never 0 while a wait remains."""
+    return {"Retry-After": str(max(1, math.ceil(wait_s)))}
