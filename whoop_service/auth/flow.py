@@ -156,7 +156,7 @@ class ConnectFlow:
         except WhoopOAuthError as exc:
             log.error("whoop.connect.exchange_refused", error=exc.error)
             raise WhoopUnavailable("WHOOP refused the code exchange.") from None
-        except WhoopError as exc:
+        except (WhoopError, BudgetExhausted) as exc:
             log.warning("whoop.connect.upstream_failed", error=type(exc).__name__)
             raise WhoopUnavailable("WHOOP could not complete the connection.") from None
         completion = secrets.token_urlsafe(32)
