@@ -35,16 +35,24 @@ metadata = MetaData(
 
 USER_ID = String(64)
 
+
+def _grant_columns() -> list[Column[object]]:
+    """A WHOOP grant: its scopes and its tokens, encrypted (auth/crypto.py)."""
+    return [
+        Column("scopes", Text, nullable=False),
+        Column("access_token_enc", Text, nullable=False),
+        Column("refresh_token_enc", Text),
+        Column("access_expires_at", UTCDateTime, nullable=False),
+    ]
+
+
 connections = Table(
     "connections",
     metadata,
     Column("user_id", USER_ID, primary_key=True),
     Column("whoop_user_id", BigInteger, nullable=False, unique=True),
     Column("status", String(16), nullable=False),  # connected | needs_reauth
-    Column("scopes", Text, nullable=False),
-    Column("access_token_enc", Text, nullable=False),
-    Column("refresh_token_enc", Text),
-    Column("access_expires_at", UTCDateTime, nullable=False),
+    *_grant_columns(),
     Column("token_version", Integer, nullable=False, server_default="1"),
     Column("reauth_reason", String(64)),
     Column("connected_at", UTCDateTime, nullable=False),
@@ -74,10 +82,7 @@ pending_grants = Table(
     Column("completion_hash", String(64), primary_key=True),
     Column("user_id", USER_ID, nullable=False),
     Column("whoop_user_id", BigInteger, nullable=False),
-    Column("scopes", Text, nullable=False),
-    Column("access_token_enc", Text, nullable=False),
-    Column("refresh_token_enc", Text),
-    Column("access_expires_at", UTCDateTime, nullable=False),
+    *_grant_columns(),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     Index(None, "expires_at"),
