@@ -38,7 +38,7 @@ def test_secrets_in_compose_have_no_default_and_are_required():
 
 
 def test_no_secret_is_written_into_compose():
-    """A secret-named variable in a service's environment comes from the operator, never a literal."""
+    """A secret-named variable in a service's environment comes from the operator."""
     for name, service in compose()["services"].items():
         environment = service.get("environment") or {}
         if isinstance(environment, list):
