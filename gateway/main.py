@@ -111,6 +111,7 @@ async def _start(
         )
     verifier = TokenVerifier(
         audience=settings.jwt_audience,
+        issuer=settings.supabase_jwt_issuer,
         hs256_secret=settings.supabase_jwt_secret.get_secret_value()
         if settings.supabase_jwt_secret
         else None,

@@ -10,6 +10,9 @@ from pydantic import Field, SecretStr, model_validator
 from shared.devsecrets import load_dev_secrets
 from shared.settings import ConfigurationError, ServiceSettings
 
+# RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (256 bits).
+MIN_HS256_SECRET_BYTES = 32
+
 
 class GatewaySettings(ServiceSettings):
     """Everything the gateway is configured with."""
@@ -26,6 +29,7 @@ class GatewaySettings(ServiceSettings):
     supabase_jwt_secret: SecretStr | None = None
     supabase_jwks_url: str | None = None
     jwt_audience: str = "authenticated"
+    supabase_jwt_issuer: str | None = None
     app_redirect_url: str | None = None
     redis_url: str | None = None
 
@@ -48,6 +52,23 @@ class GatewaySettings(ServiceSettings):
                 self.supabase_jwt_secret
             )
         return needed
+
+    def check_production(self) -> None:
+        """Also refuse, in production, an HS256 secret too short to resist brute force."""
+        super().check_production()
+        secret = self.supabase_jwt_secret
+        if (
+            not self.is_production
+            or self.supabase_jwks_url is not None
+            or secret is None
+        ):
+            return
+        if len(secret.get_secret_value().encode()) < MIN_HS256_SECRET_BYTES:
+            raise ConfigurationError(
+                "ENVIRONMENT=production but SUPABASE_JWT_SECRET is shorter than "
+                f"{MIN_HS256_SECRET_BYTES} bytes: use the project's full JWT secret, "
+                "or SUPABASE_JWKS_URL"
+            )
 
     def with_dev_defaults(self) -> GatewaySettings:
         """Fill unset secrets from `./var` in development; production must be given them."""

@@ -164,7 +164,8 @@ def demo_token(env: dict[str, str], var_dir: Path) -> str:
         "sub": DEMO_USER_ID,
         "aud": env.get("JWT_AUDIENCE", "authenticated"),
         "role": "authenticated",
-        "iss": "http://127.0.0.1/auth/v1",
+        # The gateway checks `iss` only when SUPABASE_JWT_ISSUER is set; then the demo token has it.
+        "iss": env.get("SUPABASE_JWT_ISSUER", "").strip() or "http://127.0.0.1/auth/v1",
         "iat": int(now.timestamp()),
         "exp": int((now + TOKEN_TTL).timestamp()),
     }

@@ -1,8 +1,9 @@
 """Verification of Supabase access tokens: HS256 with the project secret, or RS256/ES256 via JWKS.
 
 One verifier runs in exactly one of the two modes, so a token can never pick between a symmetric
-and an asymmetric check (the algorithm-confusion attack). Rejections carry a fixed detail: never
-the token, the key or PyJWT's message.
+and an asymmetric check (the algorithm-confusion attack). With an issuer configured, a token's
+`iss` must equal it, so a token another Supabase project signed is refused. Rejections carry a
+fixed detail: never the token, the key or PyJWT's message.
 """
 
 from __future__ import annotations
@@ -67,12 +68,13 @@ def _is_number(value: object) -> bool:
 
 
 class TokenVerifier:
-    """Checks a Supabase access token's signature, `exp`, `aud` and `sub`."""
+    """Checks a Supabase access token's signature, `exp`, `aud`, `sub` and, if set, `iss`."""
 
     def __init__(
         self,
         *,
         audience: str,
+        issuer: str | None = None,
         hs256_secret: str | None = None,
         jwks_url: str | None = None,
         http: httpx2.AsyncClient | None = None,
@@ -83,6 +85,15 @@ class TokenVerifier:
         if not audience:
             raise ValueError("TokenVerifier needs an audience")
         self._audience = audience
+        # A blank issuer is no issuer: the check is on only when one is configured.
+        self._issuer = (issuer or "").strip() or None
+        self._options = _DECODE_OPTIONS
+        if self._issuer is not None:
+            self._options = {
+                **_DECODE_OPTIONS,
+                "require": [*_DECODE_OPTIONS["require"], "iss"],
+                "verify_iss": True,
+            }
         self._leeway_s = leeway_s
         self._clock = clock
         self._secret: str | None = None
@@ -116,7 +127,8 @@ class TokenVerifier:
                 key=key,
                 algorithms=[alg],
                 audience=self._audience,
-                options=_DECODE_OPTIONS,
+                issuer=self._issuer,
+                options=self._options,
             )
         except jwt.PyJWTError as exc:
             # The class name says enough; PyJWT's text may quote claims or keys.

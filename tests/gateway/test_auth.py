@@ -76,6 +76,14 @@ def rs_token(
     return jwt.encode(payload, key, algorithm="RS256", headers={"kid": kid})
 
 
+def signed_any(payload: dict[str, Any], alg: str) -> str:
+    """Sign claims PyJWT's encoder refuses (e.g. a non-string `iss`), as a forger could."""
+    key, headers = (SECRET, None) if alg == "HS256" else (RSA_KEY, {"kid": "rsa-1"})
+    return jwt.api_jws.encode(
+        json.dumps(payload).encode(), key, algorithm=alg, headers=headers
+    )
+
+
 def es_token(payload: dict[str, Any], kid: str = "ec-1") -> str:
     return jwt.encode(payload, EC_KEY, algorithm="ES256", headers={"kid": kid})
 
@@ -234,6 +242,59 @@ async def test_rejects_token_not_yet_valid(hs_verifier, clock):
 )
 async def test_rejects_bad_claims(hs_verifier, clock, overrides):
     await assert_rejected(hs_verifier, hs_token(claims(clock.now, **overrides)))
+
+
+ISSUER = "https://project.supabase.co/auth/v1"
+
+
+@pytest.mark.parametrize("mode", ["secret", "jwks"])
+async def test_configured_issuer_must_equal_the_tokens_iss(http, clock, mode):
+    """CONTRACT §3: with SUPABASE_JWT_ISSUER set, `iss` must equal it, in both modes."""
+    if mode == "secret":
+        verifier = TokenVerifier(
+            audience=AUD, issuer=ISSUER, hs256_secret=SECRET, clock=clock
+        )
+        alg = "HS256"
+    else:
+        verifier = TokenVerifier(
+            audience=AUD, issuer=ISSUER, jwks_url=JWKS_URL, http=http, clock=clock
+        )
+        alg = "RS256"
+    token = signed_any(claims(clock.now, iss=ISSUER), alg)
+    assert (await verifier.verify(token)).user_id == USER
+    for iss in [
+        "https://other-project.supabase.co/auth/v1",
+        f"{ISSUER}/",
+        ISSUER.upper(),
+        "",
+        None,
+        [ISSUER],
+        42,
+    ]:
+        await assert_rejected(verifier, signed_any(claims(clock.now, iss=iss), alg))
+
+
+async def test_issuer_is_not_checked_when_none_is_configured(clock):
+    for issuer in (None, "", "  "):
+        verifier = TokenVerifier(
+            audience=AUD, issuer=issuer, hs256_secret=SECRET, clock=clock
+        )
+        for iss in ("https://anyone.example/auth/v1", None):
+            token = hs_token(claims(clock.now, iss=iss))
+            assert (await verifier.verify(token)).user_id == USER
+
+
+async def test_wrong_issuer_rejection_reveals_neither_issuer_nor_token(clock):
+    verifier = TokenVerifier(
+        audience=AUD, issuer=ISSUER, hs256_secret=SECRET, clock=clock
+    )
+    token = hs_token(claims(clock.now, iss="https://attacker.example/auth/v1"))
+    with capture_logs() as logs:
+        error = await assert_rejected(verifier, token)
+    text = f"{logs!r} {error.detail} {error!s} {error.extra!r}"
+    assert "attacker.example" not in text
+    assert ISSUER not in text
+    assert token not in text
 
 
 # --- forgeries ----------------------------------------------------------------------------

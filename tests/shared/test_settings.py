@@ -37,6 +37,52 @@ def test_production_gateway_accepts_jwks_instead_of_secret():
         settings.model_copy(update={"supabase_jwks_url": None}).with_dev_defaults()
 
 
+def production_gateway(**overrides) -> GatewaySettings:
+    values = {
+        "environment": "production",
+        "sahha_client_id": "c",
+        "sahha_client_secret": "s",
+        "whoop_service_api_key": "k",
+    }
+    return GatewaySettings(_env_file=None, **(values | overrides))
+
+
+def test_production_gateway_refuses_an_hs256_secret_under_32_bytes():
+    """CONTRACT §3: a short HS256 secret stops start-up, named, without its value."""
+    short = "x" * 31
+    with pytest.raises(ConfigurationError) as err:
+        production_gateway(supabase_jwt_secret=short).with_dev_defaults()
+    message = str(err.value)
+    assert "SUPABASE_JWT_SECRET" in message
+    assert "32 bytes" in message
+    assert short not in message
+    for enough in ("x" * 32, "\u20ac" * 11):  # bytes count, not characters: 11 x 3 = 33
+        settings = production_gateway(supabase_jwt_secret=enough)
+        assert settings.with_dev_defaults() is settings
+
+
+def test_short_secret_is_fine_when_jwks_is_used_or_outside_production(tmp_path):
+    jwks = "https://project.supabase.co/auth/v1/.well-known/jwks.json"
+    settings = production_gateway(supabase_jwt_secret="short", supabase_jwks_url=jwks)
+    assert settings.with_dev_defaults() is settings
+    dev = GatewaySettings(
+        _env_file=None,
+        var_dir=tmp_path,
+        whoop_service_api_key="k",
+        supabase_jwt_secret="s",
+    )
+    assert dev.with_dev_defaults() is dev
+
+
+def test_gateway_reads_the_jwt_issuer(monkeypatch):
+    assert GatewaySettings(_env_file=None).supabase_jwt_issuer is None
+    monkeypatch.setenv("SUPABASE_JWT_ISSUER", "https://ref.supabase.co/auth/v1")
+    assert (
+        GatewaySettings(_env_file=None).supabase_jwt_issuer
+        == "https://ref.supabase.co/auth/v1"
+    )
+
+
 def test_environment_variables_use_the_contract_names(monkeypatch, tmp_path):
     monkeypatch.setenv("INTERNAL_API_KEYS", "key-one, key-two")
     monkeypatch.setenv("TOKEN_ENCRYPTION_KEYS", "a,b")
