@@ -191,7 +191,7 @@ def test_openapi_documents_the_relayed_answers(
 
 def test_openapi_documents_the_sync_refusals(tmp_path: Path) -> None:
     sync = problem_statuses(tmp_path, "/api/v1/whoop/sync/{user_id}", "post")
-    assert sync == {401, 403, 404, 409, 422, 502, 504}
+    assert sync == {401, 403, 404, 409, 422, 429, 502, 504}
 
 
 def test_openapi_documents_the_callback_redirect_and_the_webhook_receipt(
