@@ -46,7 +46,9 @@ async def connect(user_id: UserIdPath, flow: ConnectFlowDep) -> ConnectResponse:
         },
     ),
 )
-async def callback(body: CallbackRequest, flow: ConnectFlowDep) -> CallbackResponse:
+async def callback(
+    body: CallbackRequest, flow: ConnectFlowDep, deadline: DeadlineDep
+) -> CallbackResponse:
     """Finish an authorization: exchange the code and store the connection.
 
     With `error` (the member declined at WHOOP) the state is used up and the answer is a
@@ -55,7 +57,7 @@ async def callback(body: CallbackRequest, flow: ConnectFlowDep) -> CallbackRespo
     if body.error is not None:
         await flow.decline(body.state, body.error, body.user_id)
     assert body.code is not None
-    return await flow.complete(body.code, body.state, body.user_id)
+    return await flow.complete(body.code, body.state, body.user_id, deadline=deadline)
 
 
 @router.get("/status/{user_id}")

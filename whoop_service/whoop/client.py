@@ -58,8 +58,14 @@ class TokenSource(Protocol):
     """Hands out a user's valid access token (auth.tokens.TokenManager)."""
 
     async def get_access_token(
-        self, user_id: str, *, rejected: str | None = None
-    ) -> str: ...
+        self,
+        user_id: str,
+        *,
+        rejected: str | None = None,
+        deadline: float | None = None,
+    ) -> str:
+        """A valid token; waits for a refresh at most until `deadline` (`time.monotonic()`)."""
+        ...
 
 
 def parse_reset_s(headers: Mapping[str, str]) -> float | None:
@@ -85,7 +91,7 @@ def raise_for_status(resp: httpx2.Response) -> None:
     raise WhoopError(f"WHOOP answered {status}")
 
 
-def _transient(exc: Exception) -> bool:
+def _transient(exc: BaseException) -> bool:
     return isinstance(exc, WhoopServerError | WhoopTransportError | WhoopRateLimited)
 
 
@@ -125,11 +131,15 @@ class WhoopClient:
     # Calls with a token in hand (connecting, revoking)
 
     async def fetch_profile(
-        self, access_token: str, *, priority: Priority = Priority.INTERACTIVE
+        self,
+        access_token: str,
+        *,
+        priority: Priority = Priority.INTERACTIVE,
+        deadline: float | None = None,
     ) -> WhoopProfile:
-        """The member's basic profile (their WHOOP user id above all)."""
+        """The member's basic profile (their WHOOP user id above all), before `deadline`."""
         resp = await self._with_retries(
-            "GET", "/v2/user/profile/basic", access_token, priority
+            "GET", "/v2/user/profile/basic", access_token, priority, deadline
         )
         return _parse(resp, WhoopProfile)
 
@@ -210,14 +220,16 @@ class WhoopClient:
         deadline: float | None,
         params: Mapping[str, str] | None = None,
     ) -> httpx2.Response:
-        token = await tokens.get_access_token(user_id)
+        token = await tokens.get_access_token(user_id, deadline=deadline)
         try:
             return await self._with_retries(
                 method, path, token, priority, deadline, params
             )
         except WhoopAuthError:
             # Expired or revoked early: one refresh, one more try; a second 401 is final.
-            token = await tokens.get_access_token(user_id, rejected=token)
+            token = await tokens.get_access_token(
+                user_id, rejected=token, deadline=deadline
+            )
             return await self._with_retries(
                 method, path, token, priority, deadline, params
             )
