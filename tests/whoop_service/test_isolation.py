@@ -54,7 +54,7 @@ async def test_a_slow_token_refresh_ends_within_the_read_deadline_and_finishes_l
     whoop_user = await connected(harness)
     harness.clock.advance(hours=3)  # every type is stale and the access token expired
     harness.whoop.expire_access_tokens(whoop_user)
-    harness.whoop.fail_next("/oauth/oauth2/token", status=200, delay_s=2.5, count=5)
+    harness.whoop.fail_next("/oauth/oauth2/token", status=200, delay_s=4.0, count=5)
     for _ in range(2):
         resp, elapsed = await read(harness, deadline_ms=1500)
         assert resp.status_code == 200, resp.text
@@ -64,6 +64,14 @@ async def test_a_slow_token_refresh_ends_within_the_read_deadline_and_finishes_l
         assert (body["data_source"], body["stale"]) == ("database", True)
         assert "refresh" in body["warning"]
     assert harness.app.state.tokens.refresh_count == 1, "one refresh, joined"
+    started = time.monotonic()
+    pulled = await harness.client.post(
+        "/internal/sync/user-1", headers={"X-Request-Deadline-Ms": "1500"}
+    )
+    assert time.monotonic() - started < 1.5
+    assert pulled.json()["errors"] == dict.fromkeys(
+        ("cycle", "recovery", "sleep", "workout"), "token_refresh_pending"
+    )
     states = (await status(harness))["sync"]
     assert {s["status"] for s in states.values()} == {"success"}, (
         "nothing failed at WHOOP: no type is marked failed"
