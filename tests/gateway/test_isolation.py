@@ -90,7 +90,6 @@ async def test_three_troubled_users_never_switch_whoop_off_for_a_healthy_one(sta
         "needs_reauth",
         "token_unreadable",
     )
-    print("read seconds:", sorted(round(e, 3) for e in elapsed), round(took, 3))
 
 
 async def test_a_member_without_read_workout_costs_no_workout_request_over_ten_reads(

@@ -51,7 +51,8 @@ def test_a_type_not_granted_is_not_granted_and_needs_no_sync():
     assert statuses["workout"].status == "not_granted"
     assert statuses["workout"].needs_sync is False
     assert statuses["workout"].error is None
-    assert statuses["cycle"].status is None and statuses["cycle"].needs_sync
+    assert statuses["cycle"].status is None
+    assert statuses["cycle"].needs_sync
 
 
 def test_a_token_answer_without_scope_grants_what_was_asked():
