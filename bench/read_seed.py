@@ -124,7 +124,7 @@ async def prepare() -> DataSet:
         # the read path then has no reason to call WHOOP.
         await conn.execute(
             "UPDATE whoop.sync_state SET last_sync_at = now(), last_success_at = now(),"
-            " status = 'success', error = NULL"
+            " status = 'success', error = NULL, failures = 0"
         )
         await conn.execute(
             "UPDATE whoop.connections SET status = 'connected', reauth_reason = NULL"
@@ -235,7 +235,7 @@ def _connections(now: datetime) -> list[tuple[Any, ...]]:
 
 def _sync_states(now: datetime) -> list[tuple[Any, ...]]:
     return [
-        (user_id(i), kind, now, now, now, "success", DAYS, None)
+        (user_id(i), kind, now, now, now, "success", DAYS, None, 0)
         for i in range(USERS)
         for kind in ("cycle", "recovery", "sleep", "workout")
     ]

@@ -40,6 +40,11 @@ class CircuitBreaker:
             return "half_open"
         return "open"
 
+    @property
+    def consecutive_failures(self) -> int:
+        """Failures recorded since the last success (metrics, tests)."""
+        return self._failures
+
     def allow(self) -> bool:
         """Whether a call may go out now (in half-open state, only the one trial call)."""
         state = self.state

@@ -5,6 +5,12 @@ Every call carries `X-API-Key`, the request's `X-Request-ID` and the time left a
 never raises for upstream trouble: it answers with a status the health answer reports. A circuit
 breaker skips the service for a few seconds after repeated failures, so a slow service costs its
 timeout a few times, not on every request.
+
+Only the service's own failures count at the breaker: no answer in time, no connection, a 5xx of
+its own. An answer about one user (`not_connected`, `needs_reauth`, a missing scope, a spent
+quota: any 4xx) or the service saying that WHOOP failed this one request (`whoop_unavailable`) is
+an answer from a healthy service, so one user's trouble never switches WHOOP off for everyone
+(CONTRACT.md §9). Nor does a call cut short because the request had almost no time left.
 """
 
 from __future__ import annotations
@@ -45,6 +51,13 @@ class WhoopServiceUnavailable(UpstreamError):
 
 class WhoopServiceTimeout(UpstreamTimeout):
     code = "whoop_service_timeout"
+
+
+# 5xx problems by which a healthy service reports that WHOOP (not the service) failed a request.
+UPSTREAM_CODES = frozenset({"whoop_unavailable", "token_refresh_pending"})
+# A call given less time than this (or than the whole timeout, when that is shorter) says nothing
+# about the service's health when it runs out: the request spent its deadline elsewhere (Sahha).
+MIN_JUDGED_S = 1.0
 
 
 class _Failed(Exception):
@@ -170,7 +183,10 @@ class WhoopServiceClient:
                     headers=headers,
                 )
         except TimeoutError:
-            self.breaker.record_failure()
+            if limit < min(self._timeout_s, MIN_JUDGED_S):
+                self.breaker.abandon()
+            else:
+                self.breaker.record_failure()
             log.warning("whoop_service.timeout", limit_s=round(limit, 2))
             raise _Failed("timeout") from None
         except Exception as exc:
@@ -181,7 +197,7 @@ class WhoopServiceClient:
         except BaseException:  # cancelled (the caller went away): no outcome to record
             self.breaker.abandon()
             raise
-        if resp.status_code >= 500:
+        if resp.status_code >= 500 and _problem_code(resp) not in UPSTREAM_CODES:
             self.breaker.record_failure()
             log.warning("whoop_service.server_error", status=resp.status_code)
             raise _Failed("unavailable")
@@ -197,6 +213,18 @@ class WhoopServiceClient:
         if request_id:
             headers["X-Request-ID"] = str(request_id)
         return headers
+
+
+def _problem_code(resp: httpx2.Response) -> str | None:
+    """The `code` of a problem+json answer, else None."""
+    if not resp.headers.get("content-type", "").startswith("application/problem+json"):
+        return None
+    try:
+        body = resp.json()
+    except ValueError:
+        return None
+    code = body.get("code") if isinstance(body, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def _relayed(resp: httpx2.Response) -> AppError:

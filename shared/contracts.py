@@ -89,11 +89,15 @@ class CallbackResponse(ContractModel):
     scopes: list[str]
 
 
+# `not_granted`: the member did not grant the type's scope; it is never requested from WHOOP.
+SyncStatus = Literal["success", "partial", "failed", "not_granted"]
+
+
 class TypeSyncStatus(ContractModel):
     """Where the sync of one data type stands for a user."""
 
     last_sync_at: datetime | None
-    status: Literal["success", "partial", "failed"] | None
+    status: SyncStatus | None
     records_synced: int
     error: str | None
     needs_sync: bool

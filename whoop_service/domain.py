@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -14,6 +15,21 @@ class ConnectionStatus(StrEnum):
 
 
 DATA_TYPES = ("cycle", "recovery", "sleep", "workout")
+# The WHOOP scope each data type is read with; a type whose scope the member did not grant is
+# `not_granted` and never requested. Recoveries page through `/v2/recovery` (read:recovery alone);
+# a recovery fetched by id goes through its sleep, so that also needs read:sleep.
+TYPE_SCOPES = {
+    "cycle": "read:cycles",
+    "recovery": "read:recovery",
+    "sleep": "read:sleep",
+    "workout": "read:workout",
+}
+
+
+def granted_types(scopes: Iterable[str]) -> tuple[str, ...]:
+    """The data types the granted `scopes` allow reading, in DATA_TYPES order."""
+    have = set(scopes)
+    return tuple(k for k in DATA_TYPES if TYPE_SCOPES[k] in have)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,3 +87,5 @@ class SyncState:
     status: str
     records_synced: int
     error: str | None
+    # WHOOP failures in a row (0 after a success); reads back off from a failing type by it.
+    failures: int = 0

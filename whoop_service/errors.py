@@ -1,4 +1,5 @@
-"""The WHOOP service's problems (subclasses of shared.errors, each with a stable code)."""
+"""The WHOOP service's problems (subclasses of shared.errors, each with a stable code), and the
+stable code of any failure (`error_code`), for answers that report one."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from shared.errors import (
     TooManyRequests,
     UpstreamError,
 )
+from whoop_service.whoop.budget import BudgetExhausted
+from whoop_service.whoop.errors import WhoopError
+from whoop_service.whoop.user_limits import UserQuotaExceeded
 
 
 class WhoopNotConnected(NotFound):
@@ -51,6 +55,16 @@ class WhoopUnavailable(UpstreamError):
     code = "whoop_unavailable"
 
 
+class TokenRefreshPending(WhoopUnavailable):
+    """A token refresh is under way and cannot finish before the caller's deadline.
+
+    The refresh goes on in the background (a refresh token is single-use: abandoning the call
+    could lose the new pair), and the caller answers from the database meanwhile.
+    """
+
+    code = "token_refresh_pending"
+
+
 class AuthorizationDenied(BadRequest):
     code = "access_denied"
 
@@ -61,3 +75,16 @@ class SyncCooldown(TooManyRequests):
 
 class UserQuotaSpent(TooManyRequests):
     code = "user_quota_exceeded"
+
+
+def error_code(exc: BaseException) -> str:
+    """The stable snake_case word for a failure; never a class name (CONTRACT.md §9)."""
+    if isinstance(exc, UserQuotaExceeded):
+        return "user_quota_exceeded"
+    if isinstance(exc, BudgetExhausted):
+        return "rate_budget_exhausted"
+    if isinstance(exc, AppError):
+        return exc.instance_code
+    if isinstance(exc, WhoopError):
+        return exc.code
+    return "internal_error"

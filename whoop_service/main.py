@@ -157,6 +157,7 @@ async def _start(
             budget=budget,
         )
     tokens = TokenManager(sessions, cipher, oauth, clock=overrides.clock)
+    stack.push_async_callback(tokens.settle)  # before the clients it uses close
     policy = SyncPolicy(
         freshness={
             k: timedelta(minutes=m) for k, m in settings.whoop_freshness_minutes.items()

@@ -5,12 +5,19 @@ change that its batch has not fetched yet, when a recent day is missing (no more
 `min_resync`), or when asked (`force_refresh`), and only if the caller's
 deadline leaves time for it. When WHOOP fails the stored rows are served, marked stale, with a
 warning. A synced user's read makes no WHOOP call.
+
+One user's trouble stays theirs and costs WHOOP nothing on reads: a type whose scope was not
+granted is never synced; a type that just failed at WHOOP is left alone while it backs off
+(`plan.retry_at`); a user who must reconnect (`needs_reauth`, an unreadable token) is answered
+from the database; a token refresh that cannot finish before the deadline goes on in the
+background while this read answers from the database.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -33,10 +40,14 @@ from shared.time import Clock, utc_now
 from whoop_service import days as day_rules
 from whoop_service.db.jobs import JobRepository
 from whoop_service.db.records import RecordRepository
-from whoop_service.domain import DATA_TYPES, SyncState
-from whoop_service.errors import WhoopNeedsReauth, WhoopNotConnected
+from whoop_service.domain import DATA_TYPES, SyncState, granted_types
+from whoop_service.errors import (
+    TokenRefreshPending,
+    WhoopNeedsReauth,
+    WhoopNotConnected,
+)
 from whoop_service.sync.engine import SyncEngine
-from whoop_service.sync.plan import SyncPolicy, stale_types
+from whoop_service.sync.plan import SyncPolicy, backing_off, stale_types
 from whoop_service.whoop.budget import BudgetExhausted
 from whoop_service.whoop.ratelimit import Priority
 from whoop_service.whoop.user_limits import UserLimits
@@ -46,6 +57,7 @@ log = structlog.get_logger()
 # Below this much time left, a read does not start WHOOP calls that could not finish.
 MIN_SYNC_S = 1.0
 QUOTA_SPENT = "Today's WHOOP refreshes for this user are spent; showing stored data."
+REAUTH_WARNING = "WHOOP access must be granted again; showing stored data."
 OUT_MODELS: dict[str, Any] = {
     "cycle": CycleOut,
     "recovery": RecoveryOut,
@@ -87,15 +99,13 @@ class DataReader:
         """The WHOOP part of `days` for local dates [start_date, end_date]."""
         # One session (one pooled connection) for everything a read that needs no sync does.
         async with self._sessions() as session:
-            connection, states, announced = await self._connection_and_states(
-                session, user_id
-            )
+            view = await self._user_view(session, user_id)
             found = await self._load_days(session, user_id, start_date, end_date)
-        wanted = list(DATA_TYPES)
-        refresh = self._to_refresh(wanted, states, force_refresh, announced)
-        if not refresh and self._recent_day_missing(found, states):
-            refresh = wanted
-        freshness = await self._refresh(user_id, connection, refresh, states, deadline)
+        wanted = list(view.granted)
+        refresh = self._to_refresh(wanted, view, force_refresh)
+        if not refresh and self._recent_day_missing(found, view.states):
+            refresh = self._not_backing_off(wanted, view)
+        freshness, connection = await self._refresh(user_id, view, refresh, deadline)
         if freshness.data_source == "whoop_api":
             async with self._sessions() as session:
                 found = await self._load_days(session, user_id, start_date, end_date)
@@ -120,11 +130,11 @@ class DataReader:
     ) -> RecordsResponse:
         """One type's records starting in [start, end) (recoveries: of cycles starting there)."""
         async with self._sessions() as session:
-            connection, states, announced = await self._connection_and_states(
-                session, user_id
-            )
-        refresh = self._to_refresh([kind], states, force_refresh, announced)
-        freshness = await self._refresh(user_id, connection, refresh, states, deadline)
+            view = await self._user_view(session, user_id)
+        # This answer is about one type: its freshness is that type's.
+        view = replace(view, granted=tuple(k for k in view.granted if k == kind))
+        refresh = self._to_refresh(view.granted, view, force_refresh)
+        freshness, connection = await self._refresh(user_id, view, refresh, deadline)
         rows = await self._load_records(kind, user_id, start, end)
         return RecordsResponse(
             user_id=user_id,
@@ -136,30 +146,43 @@ class DataReader:
             **freshness.model_dump(),
         )
 
-    async def _connection_and_states(
-        self, session: AsyncSession, user_id: str
-    ) -> tuple[ConnectionState, dict[str, SyncState], list[str]]:
-        """The connection, each type's sync state, and what a webhook announced but no sync
-        has fetched yet (the member looks now: the batch need not wait)."""
-        conn, states = await RecordRepository(session).get_status_and_sync_states(
-            user_id
-        )
+    async def _user_view(self, session: AsyncSession, user_id: str) -> _UserView:
+        """The connection, granted types, each type's sync state, and what a webhook announced
+        but no sync has fetched yet (the member looks now: the batch need not wait)."""
+        conn, scopes, states = await RecordRepository(
+            session
+        ).get_grant_and_sync_states(user_id)
         announced = await JobRepository(session).batch_types(user_id)
         status: ConnectionState = "not_connected" if conn is None else conn.value
-        return status, states, announced
+        return _UserView(status, granted_types(scopes), states, announced)
 
     def _to_refresh(
-        self,
-        kinds: Sequence[str],
-        states: dict[str, SyncState],
-        force: bool,
-        announced: Sequence[str] = (),
+        self, kinds: Sequence[str], view: _UserView, force: bool
     ) -> list[str]:
+        """Of `kinds` (granted ones), those this read syncs first."""
         if force:
             return list(kinds)
-        last = {k: s.last_success_at for k, s in states.items()}
-        stale = set(stale_types(last, self._clock(), self.policy)) | set(announced)
-        return [k for k in DATA_TYPES if k in stale and k in kinds]
+        last = {k: s.last_success_at for k, s in view.states.items()}
+        stale = set(stale_types(last, self._clock(), self.policy)) | set(view.announced)
+        due = [k for k in DATA_TYPES if k in stale and k in kinds]
+        return self._not_backing_off(due, view)
+
+    def _not_backing_off(self, kinds: Sequence[str], view: _UserView) -> list[str]:
+        """A type that just failed at WHOOP is not tried again by every read."""
+        waiting = backing_off(view.states, self._clock(), self.policy)
+        return [k for k in kinds if k not in waiting]
+
+    def _stored(self, view: _UserView, warning: str | None = None) -> Freshness:
+        """Answered from the database without trying WHOOP: stale when a granted type is past
+        its freshness threshold (CONTRACT.md §5, §9)."""
+        last = {k: s.last_success_at for k, s in view.states.items()}
+        late = set(stale_types(last, self._clock(), self.policy)) & set(view.granted)
+        return Freshness(
+            data_source="database",
+            last_sync_at=_oldest_success(view.states, view.granted),
+            stale=bool(late),
+            warning=(warning or "Showing stored WHOOP data.") if late else None,
+        )
 
     def _recent_day_missing(
         self, found: list[day_rules.WhoopDay], states: dict[str, SyncState]
@@ -181,31 +204,32 @@ class DataReader:
     async def _refresh(
         self,
         user_id: str,
-        connection: ConnectionState,
+        view: _UserView,
         kinds: list[str],
-        states: dict[str, SyncState],
         deadline: float | None,
-    ) -> Freshness:
-        last_sync = _oldest_success(states)
-        if not kinds or connection == "not_connected":
+    ) -> tuple[Freshness, ConnectionState]:
+        """Sync `kinds` first if the deadline allows; the freshness and the connection state."""
+        connection = view.connection
+        last_sync = _oldest_success(view.states, view.granted)
+        if connection == "not_connected":
             return Freshness(
                 data_source="database", last_sync_at=last_sync, stale=False
-            )
+            ), connection
+        if not kinds:
+            return self._stored(view), connection
         if connection == "needs_reauth":
-            return _stale(
-                last_sync, "WHOOP access must be granted again; showing stored data."
-            )
+            # No WHOOP call: only the member reconnecting helps.
+            return _stale(last_sync, REAUTH_WARNING), connection
         if deadline is not None and deadline - time.monotonic() < MIN_SYNC_S:
             return _stale(
                 last_sync, "No time left to refresh from WHOOP; showing stored data."
-            )
+            ), connection
         # CONTRACT.md §9: a user's refreshes are limited; the stored data answers meanwhile.
         if await self._limits.quota_wait_s(user_id) > 0:
-            return self._stored(kinds, states, QUOTA_SPENT)
+            return self._stored(view, QUOTA_SPENT), connection
         if await self._limits.start_sync(user_id) > 0:
-            return self._stored(
-                kinds, states, "Refreshed moments ago; showing stored data."
-            )
+            cooling = "Refreshed moments ago; showing stored data."
+            return self._stored(view, cooling), connection
         try:
             report = await self._engine.sync_user(
                 user_id,
@@ -213,45 +237,35 @@ class DataReader:
                 priority=Priority.INTERACTIVE,
                 deadline=deadline,
             )
-        except (WhoopNotConnected, WhoopNeedsReauth):
-            return _stale(
-                last_sync, "WHOOP access must be granted again; showing stored data."
-            )
+        except WhoopNotConnected:
+            return _stale(last_sync, REAUTH_WARNING), "not_connected"
+        except WhoopNeedsReauth:
+            return _stale(last_sync, REAUTH_WARNING), "needs_reauth"
+        except TokenRefreshPending:
+            return self._stored(
+                view, "A WHOOP token refresh is under way; showing stored data."
+            ), connection
         except BudgetExhausted:
             return _stale(
                 last_sync, "A WHOOP refresh is already under way; showing stored data."
-            )
+            ), connection
         async with self._sessions() as session:
             fresh_states = await RecordRepository(session).list_sync_states(user_id)
         if report.status == "success":
             source: DataSource = "whoop_api"
             return Freshness(
                 data_source=source,
-                last_sync_at=_oldest_success(fresh_states),
+                last_sync_at=_oldest_success(fresh_states, view.granted),
                 stale=False,
-            )
+            ), connection
         log.warning("whoop.read.stale", user_id=user_id, status=report.status)
         errors = {r.error for r in report.types.values()}
         return _stale(
-            _oldest_success(fresh_states),
+            _oldest_success(fresh_states, view.granted),
             QUOTA_SPENT
             if "user_quota_exceeded" in errors
             else "WHOOP is unavailable; showing stored data.",
-        )
-
-    def _stored(
-        self, kinds: Sequence[str], states: dict[str, SyncState], warning: str
-    ) -> Freshness:
-        """From the database without refreshing: stale (with `warning`) only when a wanted type
-        is past its freshness threshold."""
-        last = {k: s.last_success_at for k, s in states.items()}
-        stale = bool(set(stale_types(last, self._clock(), self.policy)) & set(kinds))
-        return Freshness(
-            data_source="database",
-            last_sync_at=_oldest_success(states),
-            stale=stale,
-            warning=warning if stale else None,
-        )
+        ), connection
 
     async def _load_days(
         self, session: AsyncSession, user_id: str, start: date, end: date
@@ -274,10 +288,24 @@ class DataReader:
             return recoveries  # in the order of their cycles
 
 
-def _oldest_success(states: dict[str, SyncState]) -> datetime | None:
-    """The data is at least this fresh: the oldest last success over every type."""
-    values = [states[t].last_success_at if t in states else None for t in DATA_TYPES]
-    return None if any(v is None for v in values) else min(v for v in values if v)
+@dataclass(frozen=True, slots=True)
+class _UserView:
+    """What a read knows of the user before deciding whether to sync."""
+
+    connection: ConnectionState
+    granted: tuple[str, ...]
+    states: dict[str, SyncState]
+    announced: list[str]
+
+
+def _oldest_success(
+    states: dict[str, SyncState], granted: Sequence[str] = DATA_TYPES
+) -> datetime | None:
+    """The data is at least this fresh: the oldest last success over every granted type."""
+    values = [states[t].last_success_at if t in states else None for t in granted]
+    if not values or any(v is None for v in values):
+        return None
+    return min(v for v in values if v)
 
 
 def _stale(last_sync: datetime | None, warning: str) -> Freshness:

@@ -1,4 +1,9 @@
-"""WHOOP's authorization server: `/oauth/oauth2/auth` (auto-consent) and `/oauth/oauth2/token`."""
+"""WHOOP's authorization server: `/oauth/oauth2/auth` (auto-consent) and `/oauth/oauth2/token`.
+
+Like WHOOP's consent screen, where a member may untick scopes, `sandbox_untick` (scopes separated
+by spaces or commas) grants less than was asked; the redirect and the token answer's `scope` say
+what was granted.
+"""
 
 from __future__ import annotations
 
@@ -72,6 +77,10 @@ async def authorize(request: Request, sandbox: SandboxDep) -> Response:
         return fail("invalid_request", "PKCE needs code_challenge with method S256.")
     if q.get("sandbox_action") == "deny":
         return fail("access_denied", "The resource owner denied the request.")
+    unticked = frozenset(q.get("sandbox_untick", "").replace(",", " ").split())
+    scopes -= unticked
+    if not scopes:
+        return fail("access_denied", "The resource owner granted no scope.")
     user_param = q.get("sandbox_user_id")
     if user_param is not None:
         if (

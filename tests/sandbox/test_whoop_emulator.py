@@ -216,6 +216,28 @@ async def test_denied_consent_redirects_with_access_denied(client):
     assert "code" not in params
 
 
+async def test_a_member_may_untick_scopes_at_consent_and_the_answers_say_so(client):
+    """Like WHOOP's consent screen: the grant is narrower than the request."""
+    params = redirect_params(
+        await authorize(client, sandbox_untick="read:workout,read:sleep")
+    )
+    assert "read:workout" not in params["scope"].split()
+    tokens = (await exchange(client, params["code"])).json()
+    granted = tokens["scope"].split()
+    assert "read:workout" not in granted
+    assert "read:sleep" not in granted
+    assert {"read:cycles", "offline"} <= set(granted)
+    refused = await client.get("/developer/v2/activity/workout", headers=bearer(tokens))
+    assert refused.status_code == 401
+    allowed = await client.get("/developer/v2/cycle", headers=bearer(tokens))
+    assert allowed.status_code == 200
+
+
+async def test_unticking_every_scope_is_a_refusal(client):
+    params = redirect_params(await authorize(client, sandbox_untick=ALL_SCOPES))
+    assert params["error"] == "access_denied"
+
+
 @pytest.mark.parametrize(
     "overrides",
     [{"client_id": "someone-else"}, {"redirect_uri": None}, {"redirect_uri": "nope"}],

@@ -46,7 +46,9 @@ async def connect(user_id: UserIdPath, flow: ConnectFlowDep) -> ConnectResponse:
         },
     ),
 )
-async def callback(body: CallbackRequest, flow: ConnectFlowDep) -> CompletionResponse:
+async def callback(
+    body: CallbackRequest, flow: ConnectFlowDep, deadline: DeadlineDep
+) -> CompletionResponse:
     """Exchange the code and keep the grant pending for the user who started the flow.
 
     Nothing is linked here: that user completes the link with `POST /internal/auth/complete`
@@ -56,7 +58,7 @@ async def callback(body: CallbackRequest, flow: ConnectFlowDep) -> CompletionRes
     if body.error is not None:
         await flow.decline(body.state, body.error, body.user_id)
     assert body.code is not None
-    return await flow.exchange(body.code, body.state, body.user_id)
+    return await flow.exchange(body.code, body.state, body.user_id, deadline=deadline)
 
 
 @router.post(

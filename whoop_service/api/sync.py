@@ -17,9 +17,10 @@ from whoop_service.db.connections import ConnectionRepository
 from whoop_service.db.jobs import JobRepository
 from whoop_service.db.records import RecordRepository
 from whoop_service.deps import DeadlineDep, EngineDep, UserLimitsDep
-from whoop_service.domain import DATA_TYPES, ConnectionStatus
+from whoop_service.domain import DATA_TYPES, ConnectionStatus, granted_types
 from whoop_service.errors import (
     SyncCooldown,
+    TokenRefreshPending,
     UserQuotaSpent,
     WhoopNeedsReauth,
     WhoopNotConnected,
@@ -104,12 +105,23 @@ async def sync_now(
         raise Conflict(
             "A sync of this user is already running.", code="sync_in_progress"
         ) from None
+    except TokenRefreshPending as exc:
+        # The refresh goes on in the background; no type is marked failed.
+        return SyncResponse(
+            user_id=user_id,
+            synced=dict.fromkeys(data_types, 0),
+            api_calls=0,
+            status="failed",
+            errors=dict.fromkeys(data_types, exc.instance_code),
+        )
     return SyncResponse(
         user_id=user_id,
-        synced={k: r.records for k, r in report.types.items()},
+        synced={k: r.records for k, r in report.types.items()}
+        | dict.fromkeys(report.not_granted, 0),
         api_calls=report.api_calls,
         status=report.status,
-        errors={k: r.error for k, r in report.types.items() if r.error},
+        errors={k: r.error for k, r in report.types.items() if r.error}
+        | dict.fromkeys(report.not_granted, "not_granted"),
     )
 
 
@@ -130,10 +142,13 @@ def _window(request: SyncRequest) -> tuple[datetime | None, datetime | None]:
 async def sync_status(user_id: UserIdPath, engine: EngineDep) -> SyncStatusResponse:
     """Per data type: last sync, its status, records synced, error, and whether one is due."""
     async with engine.sessions() as session:
-        states = await RecordRepository(session).list_sync_states(user_id)
+        conn, scopes, states = await RecordRepository(
+            session
+        ).get_grant_and_sync_states(user_id)
         jobs = await JobRepository(session).counts(user_id)
+    granted = granted_types(scopes) if conn is not None else DATA_TYPES
     return SyncStatusResponse(
         user_id=user_id,
-        sync=type_statuses(states, engine.clock(), engine.policy),
+        sync=type_statuses(states, engine.clock(), engine.policy, granted),
         jobs=jobs,
     )

@@ -26,7 +26,12 @@ from whoop_service.auth.tokens import TokenManager
 from whoop_service.db.connections import ConnectionRepository
 from whoop_service.db.jobs import JobRepository
 from whoop_service.db.records import RecordRepository
-from whoop_service.domain import DATA_TYPES, ConnectionStatus, PendingGrant
+from whoop_service.domain import (
+    DATA_TYPES,
+    ConnectionStatus,
+    PendingGrant,
+    granted_types,
+)
 from whoop_service.errors import (
     AuthorizationDenied,
     ConnectUserMismatch,
@@ -38,6 +43,7 @@ from whoop_service.errors import (
     WhoopNotConfigured,
     WhoopNotConnected,
     WhoopUnavailable,
+    error_code,
 )
 from whoop_service.sync.plan import SyncPolicy, type_statuses
 from whoop_service.whoop.budget import BudgetExhausted
@@ -141,23 +147,31 @@ class ConnectFlow:
         )
 
     async def exchange(
-        self, code: str, state: str, user_id: str | None = None
+        self,
+        code: str,
+        state: str,
+        user_id: str | None = None,
+        *,
+        deadline: float | None = None,
     ) -> CompletionResponse:
         """WHOOP's redirect: exchange the code and keep the grant *pending* for the user who
-        started the flow; nothing is linked until that user completes it (CONTRACT.md §8)."""
+        started the flow; nothing is linked until that user completes it (CONTRACT.md §8).
+        WHOOP's calls end by `deadline` (on `time.monotonic()`), the caller's."""
         if self._oauth is None:
             raise WhoopNotConfigured("WHOOP credentials are not configured.")
         owner, verifier = await self._consume_state(state, user_id)
         try:
-            grant = await self._oauth.exchange_code(code, verifier)
-            profile = await self._whoop.fetch_profile(grant.access_token)
+            grant = await self._oauth.exchange_code(code, verifier, deadline=deadline)
+            profile = await self._whoop.fetch_profile(
+                grant.access_token, deadline=deadline
+            )
         except WhoopInvalidGrant:
             raise OAuthCodeRejected("WHOOP refused the authorization code.") from None
         except WhoopOAuthError as exc:
             log.error("whoop.connect.exchange_refused", error=exc.error)
             raise WhoopUnavailable("WHOOP refused the code exchange.") from None
         except (WhoopError, BudgetExhausted) as exc:
-            log.warning("whoop.connect.upstream_failed", error=type(exc).__name__)
+            log.warning("whoop.connect.upstream_failed", error=error_code(exc))
             raise WhoopUnavailable("WHOOP could not complete the connection.") from None
         completion = secrets.token_urlsafe(32)
         now = self._clock()
@@ -329,7 +343,7 @@ class ConnectFlow:
         except WhoopAuthError:
             return True  # WHOOP no longer takes the token: already revoked
         except (WhoopError, BudgetExhausted) as exc:
-            log.warning("whoop.connect.pending_revoke_failed", error=type(exc).__name__)
+            log.warning("whoop.connect.pending_revoke_failed", error=error_code(exc))
             return False
         return True
 
@@ -387,7 +401,8 @@ class ConnectFlow:
             repo = ConnectionRepository(session)
             conn = await repo.get_connection(user_id)
             states = await RecordRepository(session).list_sync_states(user_id)
-        sync = type_statuses(states, self._clock(), self._policy)
+        granted = granted_types(conn.scopes) if conn else DATA_TYPES
+        sync = type_statuses(states, self._clock(), self._policy, granted)
         return ConnectionStatusResponse(
             user_id=user_id,
             status=conn.status.value if conn else "not_connected",
@@ -426,7 +441,7 @@ class ConnectFlow:
 
     async def _revoke(self, user_id: str, deadline: float | None) -> bool:
         try:
-            token = await self._tokens.get_access_token(user_id)
+            token = await self._tokens.get_access_token(user_id, deadline=deadline)
             await self._whoop.revoke_access(token, deadline=deadline)
         except (WhoopNotConnected, WhoopNeedsReauth):
             return False
@@ -436,7 +451,7 @@ class ConnectFlow:
             log.warning(
                 "whoop.disconnect.revoke_failed",
                 user_id=user_id,
-                error=type(exc).__name__,
+                error=error_code(exc),
             )
             return False
         return True

@@ -87,6 +87,15 @@ class ConnectionRepository:
         )
         return [(u, w) for u, w in (await self._session.execute(stmt)).all()]
 
+    async def list_connected_scopes(self) -> dict[str, tuple[str, ...]]:
+        """The granted scopes of every connection that can sync, by user id."""
+        stmt = select(t.connections.c.user_id, t.connections.c.scopes).where(
+            t.connections.c.status == ConnectionStatus.CONNECTED.value
+        )
+        return {
+            u: tuple(s.split()) for u, s in (await self._session.execute(stmt)).all()
+        }
+
     async def get_connection_by_whoop_user(
         self, whoop_user_id: int
     ) -> Connection | None:

@@ -212,9 +212,17 @@ class RecordRepository:
     async def get_status_and_sync_states(
         self, user_id: str
     ) -> tuple[ConnectionStatus | None, dict[str, SyncState]]:
-        """The user's connection status (None: no connection) and sync state per type.
+        """The user's connection status (None: no connection) and sync state per type."""
+        status, _, states = await self.get_grant_and_sync_states(user_id)
+        return status, states
 
-        One query, as every read starts with both.
+    async def get_grant_and_sync_states(
+        self, user_id: str
+    ) -> tuple[ConnectionStatus | None, tuple[str, ...], dict[str, SyncState]]:
+        """The user's connection status (None: no connection), granted scopes and sync state
+        per type.
+
+        One query, as every read starts with all three.
         """
         rows = (
             (await self._session.execute(_STATUS_AND_STATES, {"user_id": user_id}))
@@ -222,8 +230,9 @@ class RecordRepository:
             .all()
         )
         status = rows[0]["connection_status"]  # the outer join always yields a row
+        scopes = tuple((rows[0]["connection_scopes"] or "").split())
         states = {r["data_type"]: _sync_state(r) for r in rows if r["data_type"]}
-        return (ConnectionStatus(status) if status else None), states
+        return (ConnectionStatus(status) if status else None), scopes, states
 
     async def save_sync_state(self, state: SyncState) -> None:
         """Insert or replace the (user, type) sync state."""
@@ -236,6 +245,7 @@ class RecordRepository:
             "status": state.status,
             "records_synced": state.records_synced,
             "error": state.error[:255] if state.error else None,
+            "failures": state.failures,
         }
         insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
         stmt = insert(t.sync_state).values(**values)
@@ -283,12 +293,17 @@ _CYCLES_WITH_RECOVERIES = (
         ),
     )
 )
-# One row per sync state, or one row of NULLs beside the status when the user has none.
+# One row per sync state, or one row of NULLs beside the status (and scopes) when the user has
+# none.
 _STATUS_AND_STATES = select(
     select(t.connections.c.status)
     .where(t.connections.c.user_id == bindparam("user_id"))
     .scalar_subquery()
     .label("connection_status"),
+    select(t.connections.c.scopes)
+    .where(t.connections.c.user_id == bindparam("user_id"))
+    .scalar_subquery()
+    .label("connection_scopes"),
     *t.sync_state.c,
 ).select_from(
     select(literal_column("1").label("one"))
@@ -307,4 +322,5 @@ def _sync_state(row: RowMapping) -> SyncState:
         status=row["status"],
         records_synced=row["records_synced"],
         error=row["error"],
+        failures=row["failures"],
     )

@@ -187,7 +187,11 @@ sync_state = Table(
     Column("last_success_at", UTCDateTime),
     Column("status", String(16), nullable=False),  # success | partial | failed
     Column("records_synced", Integer, nullable=False, server_default="0"),
-    Column("error", String(255)),
+    Column(
+        "error", String(255)
+    ),  # a stable code (engine.error_code), never a class name
+    # WHOOP failures in a row; reads back off from the type by it (sync.plan.retry_at)
+    Column("failures", Integer, nullable=False, server_default="0"),
 )
 
 webhook_events = Table(

@@ -21,7 +21,7 @@ from whoop_service.db import tables as t
 from whoop_service.db.connections import ConnectionRepository
 from whoop_service.db.jobs import Job, JobRepository
 from whoop_service.db.records import RecordRepository
-from whoop_service.domain import DATA_TYPES, ConnectionStatus
+from whoop_service.domain import DATA_TYPES, ConnectionStatus, granted_types
 from whoop_service.errors import WhoopUnavailable
 from whoop_service.sync import mapping
 from whoop_service.sync.engine import SyncEngine
@@ -42,6 +42,12 @@ BATCH_TYPES: dict[str, tuple[str, ...]] = {
 }
 # A record's second event (its score) runs the batch this soon.
 REPEAT_SETTLE = timedelta(minutes=2)
+# The types whose scopes a by-id fetch needs: a recovery is reached through its sleep.
+FETCH_NEEDS: dict[str, tuple[str, ...]] = {
+    "sleep": ("sleep",),
+    "workout": ("workout",),
+    "recovery": ("sleep", "recovery"),
+}
 
 
 class RetryLater(Exception):
@@ -137,10 +143,14 @@ class JobHandlers:
         if action == "deleted" and kind in ("sleep", "workout", "recovery"):
             return await self._delete(kind, object_id)
         if action == "updated" and kind in BATCH_TYPES:
+            granted = granted_types(conn.scopes)
+            types = tuple(k for k in BATCH_TYPES[kind] if k in granted)
+            if not types:
+                return "not_granted"  # the member did not grant it: never fetched
             async with self._sessions() as session:
                 await JobRepository(session).batch_changes(
                     conn.user_id,
-                    BATCH_TYPES[kind],
+                    types,
                     f"{kind}:{object_id}",
                     priority=int(Priority.WEBHOOK),
                     now=self._clock(),
@@ -158,8 +168,14 @@ class JobHandlers:
         not stored, or older than the window (a member editing last month's sleep). A record
         that fails does not hold up the others; the job runs again for it."""
         now = self._clock()
-        parsed = [tuple(r.split(":", 1)) for r in records]
         async with self._sessions() as session:
+            conn = await ConnectionRepository(session).get_connection(user_id)
+            granted = set(granted_types(conn.scopes)) if conn else set()
+            parsed = [
+                (kind, object_id)
+                for kind, object_id in (tuple(r.split(":", 1)) for r in records)
+                if set(FETCH_NEEDS.get(kind, (kind,))) <= granted
+            ]
             repo = RecordRepository(session)
             states = await repo.list_sync_states(user_id)
             starts = {

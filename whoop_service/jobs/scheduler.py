@@ -25,7 +25,7 @@ from shared.time import Clock, utc_now
 from whoop_service.db.connections import ConnectionRepository
 from whoop_service.db.jobs import JobRepository
 from whoop_service.db.records import RecordRepository
-from whoop_service.domain import DATA_TYPES
+from whoop_service.domain import DATA_TYPES, granted_types
 from whoop_service.whoop.ratelimit import Priority
 
 log = structlog.get_logger()
@@ -101,15 +101,19 @@ class Scheduler:
                 name, self.holder, now, slot + timedelta(days=2)
             ):
                 return 0  # another replica has this slot
-            users = await ConnectionRepository(session).list_connected()
+            scopes = await ConnectionRepository(session).list_connected_scopes()
+            users = sorted(scopes)
             synced = await RecordRepository(session).last_successes()
             queued = 0
-            for i, (user_id, _) in enumerate(users):
+            for i, user_id in enumerate(users):
                 types = (
                     list(DATA_TYPES)
                     if self.poll_everything
                     else due_types(synced.get(user_id, {}), now)
                 )
+                # A type the member did not grant is never requested.
+                granted = granted_types(scopes[user_id])
+                types = [k for k in types if k in granted]
                 if not types:
                     continue
                 queued += await jobs.enqueue(

@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from shared.time import Clock, utc_now
 from whoop_service.db.jobs import Job, JobRepository
-from whoop_service.errors import WhoopNeedsReauth, WhoopNotConnected
-from whoop_service.jobs.handlers import JobHandlers
+from whoop_service.errors import WhoopNeedsReauth, WhoopNotConnected, error_code
+from whoop_service.jobs.handlers import JobHandlers, RetryLater
 
 log = structlog.get_logger()
 
@@ -148,9 +148,8 @@ class Worker:
         if job.attempts < job.max_attempts:
             delay = self._backoff * (2 ** (job.attempts - 1)) * random.uniform(0.8, 1.2)
             retry_at = now + delay
-        error = (
-            str(exc) if exc.__class__.__name__ == "RetryLater" else type(exc).__name__
-        )
+        # A stable word, never a class name: a job's error may be shown (a backfill's).
+        error = str(exc) if isinstance(exc, RetryLater) else error_code(exc)
         await self._record(
             job, lambda jobs: jobs.fail(job, self.worker_id, error, now, retry_at)
         )

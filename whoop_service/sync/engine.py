@@ -20,17 +20,23 @@ import structlog
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from shared.time import Clock, utc_now
+from whoop_service.db.connections import ConnectionRepository
 from whoop_service.db.jobs import JobRepository
 from whoop_service.db.records import RecordRepository
-from whoop_service.domain import DATA_TYPES, SyncState
-from whoop_service.errors import WhoopNeedsReauth, WhoopNotConnected, WhoopUnavailable
+from whoop_service.domain import DATA_TYPES, ConnectionStatus, SyncState, granted_types
+from whoop_service.errors import (
+    TokenRefreshPending,
+    WhoopNeedsReauth,
+    WhoopNotConnected,
+    WhoopUnavailable,
+    error_code,
+)
 from whoop_service.sync import mapping
 from whoop_service.sync.plan import SyncPolicy, Window, plan_window
 from whoop_service.whoop.budget import BudgetExhausted
 from whoop_service.whoop.client import TokenSource, WhoopClient
 from whoop_service.whoop.errors import WhoopError
 from whoop_service.whoop.ratelimit import Priority
-from whoop_service.whoop.user_limits import UserQuotaExceeded
 
 log = structlog.get_logger()
 
@@ -55,10 +61,12 @@ class TypeResult:
 
 @dataclass
 class SyncReport:
-    """What one sync of a user did, per data type."""
+    """What one sync of a user did, per data type; `not_granted` lists the asked-for types
+    whose scope the member did not grant (never requested, not a failure)."""
 
     user_id: str
     types: dict[str, TypeResult] = field(default_factory=dict)
+    not_granted: list[str] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -72,13 +80,9 @@ class SyncReport:
         return sum(r.api_calls for r in self.types.values())
 
 
-def error_code(exc: BaseException) -> str:
-    """A short, secret-free description of why a sync failed."""
-    if isinstance(exc, UserQuotaExceeded):
-        return "user_quota_exceeded"
-    if isinstance(exc, BudgetExhausted):
-        return "rate_budget_exhausted"
-    return type(exc).__name__
+def counts_as_failure(exc: BaseException) -> bool:
+    """Whether WHOOP failed (reads back off), rather than our own budget or deadline."""
+    return not isinstance(exc, BudgetExhausted | TokenRefreshPending)
 
 
 class SyncEngine:
@@ -113,7 +117,12 @@ class SyncEngine:
         priority: Priority = Priority.INTERACTIVE,
         deadline: float | None = None,
     ) -> SyncReport:
-        """Sync the given types; WhoopNotConnected/WhoopNeedsReauth end it for every type."""
+        """Sync the given types the member granted.
+
+        WhoopNotConnected/WhoopNeedsReauth end it for every type, and so does
+        TokenRefreshPending (a token refresh outlasts the deadline) without marking any type
+        failed: nothing failed at WHOOP.
+        """
         lock = self._locks.get(user_id)
         if lock is None:
             lock = self._locks[user_id] = asyncio.Lock()
@@ -127,9 +136,13 @@ class SyncEngine:
         try:
             began = self.clock()
             report = SyncReport(user_id)
-            for kind in data_types:
+            granted = await self._granted_types(user_id)
+            report.not_granted = [k for k in data_types if k not in granted]
+            kinds = [k for k in data_types if k in granted]
+            token_error = await self._check_token(user_id, deadline) if kinds else None
+            for kind in kinds:
                 report.types[kind] = await self._sync_type(
-                    user_id, kind, start, end, priority, deadline
+                    user_id, kind, start, end, priority, deadline, token_error
                 )
             done = [k for k, r in report.types.items() if r.status == "success"]
             if done and start is None and end is None:
@@ -148,6 +161,29 @@ class SyncEngine:
         finally:
             lock.release()
 
+    async def _granted_types(self, user_id: str) -> tuple[str, ...]:
+        """The types the member's grant lets us read; raises unless the user can sync."""
+        async with self._sessions() as session:
+            conn = await ConnectionRepository(session).get_connection(user_id)
+        if conn is None:
+            raise WhoopNotConnected("This user has not connected WHOOP.")
+        if conn.status is ConnectionStatus.NEEDS_REAUTH:
+            raise WhoopNeedsReauth("WHOOP access must be granted again.")
+        return granted_types(conn.scopes)
+
+    async def _check_token(
+        self, user_id: str, deadline: float | None
+    ) -> WhoopUnavailable | None:
+        """Have a token before any type: a refresh that cannot finish in time stops the sync
+        (TokenRefreshPending); one WHOOP failed is every type's failure, without more tries."""
+        try:
+            await self._tokens.get_access_token(user_id, deadline=deadline)
+        except TokenRefreshPending:
+            raise
+        except WhoopUnavailable as exc:
+            return exc
+        return None
+
     async def _sync_type(
         self,
         user_id: str,
@@ -156,6 +192,7 @@ class SyncEngine:
         end: datetime | None,
         priority: Priority,
         deadline: float | None,
+        token_error: WhoopUnavailable | None = None,
     ) -> TypeResult:
         now = self.clock()
         async with self._sessions() as session:
@@ -171,8 +208,11 @@ class SyncEngine:
             requested_end=end,
         )
         result = TypeResult()
+        failed_at_whoop = False
         seen: set[Any] = set()
         try:
+            if token_error is not None:
+                raise token_error
             async for records in self._client.iter_pages(
                 kind,  # type: ignore[arg-type]
                 self._tokens,
@@ -193,10 +233,13 @@ class SyncEngine:
         except (WhoopError, BudgetExhausted, WhoopUnavailable) as exc:
             result.status = "partial" if result.api_calls else "failed"
             result.error = error_code(exc)
+            failed_at_whoop = counts_as_failure(exc)
             log.warning(
                 "whoop.sync.type_failed", user_id=user_id, kind=kind, error=result.error
             )
-        await self._finish(user_id, kind, window, previous, result, seen, now)
+        await self._finish(
+            user_id, kind, window, previous, result, seen, now, failed_at_whoop
+        )
         return result
 
     async def _finish(
@@ -208,9 +251,15 @@ class SyncEngine:
         result: TypeResult,
         seen: set[Any],
         now: datetime,
+        failed_at_whoop: bool,
     ) -> None:
         watermark = previous.watermark if previous else None
         last_success = previous.last_success_at if previous else None
+        failures = previous.failures if previous else 0
+        if result.status == "success":
+            failures = 0
+        elif failed_at_whoop:
+            failures += 1
         async with self._sessions() as session:
             repo = RecordRepository(session)
             if result.status == "success":
@@ -233,6 +282,7 @@ class SyncEngine:
                     status=result.status,
                     records_synced=result.records,
                     error=result.error,
+                    failures=failures,
                 )
             )
             await session.commit()

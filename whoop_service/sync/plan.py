@@ -8,10 +8,12 @@ window fully stored: it moves only after commit.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
-from shared.contracts import TypeSyncStatus
+from shared.contracts import SyncStatus, TypeSyncStatus
 from whoop_service.domain import DATA_TYPES, SyncState
 
 
@@ -33,6 +35,10 @@ class SyncPolicy:
     recent_days: int = 7
     # ...but not more often than this, since a missing day may simply have no data at WHOOP.
     min_resync: timedelta = timedelta(minutes=10)
+    # After a type failed at WHOOP, reads leave it alone for `retry_base` doubled per failure in
+    # a row, at most `retry_max` (see `retry_at`).
+    retry_base: timedelta = timedelta(minutes=1)
+    retry_max: timedelta = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,24 +83,59 @@ def stale_types(
     ]
 
 
-def type_statuses(
+def retry_at(state: SyncState | None, policy: SyncPolicy) -> datetime | None:
+    """When reads may try a failing type again; None when it is not failing.
+
+    Exponential from the last attempt: 1, 2, 4 … minutes after 1, 2, 3 … WHOOP failures in a
+    row, at most an hour. A WHOOP blip costs a read a minute of stored data; a type that keeps
+    failing (a member WHOOP refuses, an outage) costs at most one try an hour per user and type,
+    no more often than a healthy workout is refreshed; a success, a webhook batch or a scheduled
+    sync that succeeds ends it.
+    """
+    if state is None or state.failures <= 0 or state.last_sync_at is None:
+        return None
+    wait = policy.retry_base * (1 << min(state.failures - 1, 20))
+    return state.last_sync_at + min(wait, policy.retry_max)
+
+
+def backing_off(
     states: dict[str, SyncState], now: datetime, policy: SyncPolicy
+) -> set[str]:
+    """The data types reads must not retry yet (they failed at WHOOP too recently)."""
+    return {
+        kind
+        for kind, state in states.items()
+        if (at := retry_at(state, policy)) is not None and now < at
+    }
+
+
+def type_statuses(
+    states: dict[str, SyncState],
+    now: datetime,
+    policy: SyncPolicy,
+    granted: Collection[str] = DATA_TYPES,
 ) -> dict[str, TypeSyncStatus]:
-    """Per data type: when it last synced, how that went, and whether it needs a sync now."""
+    """Per data type: when it last synced, how that went, and whether it needs a sync now.
+
+    A type outside `granted` (its scope was not granted) is `not_granted` and never needs one.
+    """
     stale = set(
         stale_types({k: s.last_success_at for k, s in states.items()}, now, policy)
     )
     out = {}
     for data_type in DATA_TYPES:
         s = states.get(data_type)
-        status = (
-            s.status if s and s.status in ("success", "partial", "failed") else None
-        )
+        status: SyncStatus | None = None
+        if data_type not in granted:
+            status = "not_granted"
+        elif s is not None and s.status in ("success", "partial", "failed"):
+            status = cast(SyncStatus, s.status)
         out[data_type] = TypeSyncStatus(
             last_sync_at=s.last_sync_at if s else None,
             status=status,
             records_synced=s.records_synced if s else 0,
-            error=s.error if s else None,
-            needs_sync=s is None or status != "success" or data_type in stale,
+            error=s.error if s and status != "not_granted" else None,
+            needs_sync=status != "not_granted"
+            and (s is None or status != "success" or data_type in stale),
         )
     return out

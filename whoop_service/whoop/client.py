@@ -59,8 +59,14 @@ class TokenSource(Protocol):
     """Hands out a user's valid access token (auth.tokens.TokenManager)."""
 
     async def get_access_token(
-        self, user_id: str, *, rejected: str | None = None
-    ) -> str: ...
+        self,
+        user_id: str,
+        *,
+        rejected: str | None = None,
+        deadline: float | None = None,
+    ) -> str:
+        """A valid token; waits for a refresh at most until `deadline` (`time.monotonic()`)."""
+        ...
 
 
 def parse_reset_s(headers: Mapping[str, str]) -> float | None:
@@ -136,11 +142,15 @@ class WhoopClient:
     # Calls with a token in hand (connecting, revoking)
 
     async def fetch_profile(
-        self, access_token: str, *, priority: Priority = Priority.INTERACTIVE
+        self,
+        access_token: str,
+        *,
+        priority: Priority = Priority.INTERACTIVE,
+        deadline: float | None = None,
     ) -> WhoopProfile:
-        """The member's basic profile (their WHOOP user id above all)."""
+        """The member's basic profile (their WHOOP user id above all), before `deadline`."""
         resp = await self._with_retries(
-            "GET", "/v2/user/profile/basic", access_token, priority
+            "GET", "/v2/user/profile/basic", access_token, priority, deadline
         )
         return _parse(resp, WhoopProfile)
 
@@ -224,14 +234,16 @@ class WhoopClient:
         charge = None
         if priority is Priority.INTERACTIVE and self.user_quota is not None:
             charge = partial(self.user_quota.spend, user_id)
-        token = await tokens.get_access_token(user_id)
+        token = await tokens.get_access_token(user_id, deadline=deadline)
         try:
             return await self._with_retries(
                 method, path, token, priority, deadline, params, charge
             )
         except WhoopAuthError:
             # Expired or revoked early: one refresh, one more try; a second 401 is final.
-            token = await tokens.get_access_token(user_id, rejected=token)
+            token = await tokens.get_access_token(
+                user_id, rejected=token, deadline=deadline
+            )
             return await self._with_retries(
                 method, path, token, priority, deadline, params, charge
             )

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import hashlib
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -73,7 +74,12 @@ def build_authorize_url(
 
 
 def parse_grant(body: Any, default_scopes: Sequence[str]) -> TokenGrant:
-    """Read a token response; a missing access token or lifetime is a bad response."""
+    """Read a token response; a missing access token or lifetime is a bad response.
+
+    The granted scopes are WHOOP's `scope` field. Without one, they are `default_scopes`, the
+    scopes that request asked for: RFC 6749 §5.1 lets a server leave `scope` out only when it
+    granted exactly what was requested.
+    """
     if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
         raise WhoopBadResponse("token response without access_token")
     expires_in = body.get("expires_in", 3600)
@@ -121,15 +127,19 @@ class WhoopOAuth:
         # headroom, so a member connecting never waits behind a backfill.
         self._budget = budget
 
-    async def exchange_code(self, code: str, code_verifier: str) -> TokenGrant:
-        """Trade an authorization code for tokens."""
+    async def exchange_code(
+        self, code: str, code_verifier: str, *, deadline: float | None = None
+    ) -> TokenGrant:
+        """Trade an authorization code for tokens, before `deadline` (on `time.monotonic()`)."""
         return await self._token_request(
             {
                 "grant_type": "authorization_code",
                 "code": code,
                 "redirect_uri": self._redirect_uri,
                 "code_verifier": code_verifier,
-            }
+            },
+            self._scopes,
+            deadline,
         )
 
     async def refresh(self, refresh_token: str, scopes: Sequence[str]) -> TokenGrant:
@@ -139,25 +149,36 @@ class WhoopOAuth:
         scopes (RFC 6749 §6) would then hand out a token that reads nothing, so the grant's own
         scopes are asked for, `offline` among them.
         """
-        wanted = " ".join(dict.fromkeys(["offline", *scopes]))
+        wanted = tuple(dict.fromkeys(["offline", *scopes]))
         if self._budget is not None:
             await self._budget.record_sent()
+        # No caller's deadline here: a refresh is never cut short (the spent refresh token's
+        # successor would be lost). TokenManager lets callers stop waiting for it instead.
         return await self._token_request(
             {
                 "grant_type": "refresh_token",
                 "refresh_token": refresh_token,
-                "scope": wanted,
-            }
+                "scope": " ".join(wanted),
+            },
+            wanted,
         )
 
-    async def _token_request(self, form: dict[str, str]) -> TokenGrant:
+    async def _token_request(
+        self,
+        form: dict[str, str],
+        requested: Sequence[str],
+        deadline: float | None = None,
+    ) -> TokenGrant:
         data = {
             **form,
             "client_id": self._client_id,
             "client_secret": self._client_secret,
         }
+        limit = self._timeout_s
+        if deadline is not None:
+            limit = min(limit, max(0.0, deadline - time.monotonic()))
         try:
-            async with asyncio.timeout(self._timeout_s):
+            async with asyncio.timeout(limit):
                 resp = await self._http.post("token", data=data)
         except (TimeoutError, httpx2.TransportError) as exc:
             raise WhoopTransportError(type(exc).__name__) from None
@@ -173,4 +194,4 @@ class WhoopOAuth:
             if error == "invalid_grant":
                 raise WhoopInvalidGrant(error, resp.status_code)
             raise WhoopOAuthError(error, resp.status_code)
-        return parse_grant(body, self._scopes)
+        return parse_grant(body, requested)

@@ -143,7 +143,7 @@ async def test_a_failure_on_page_two_keeps_the_watermark_and_the_next_sync_compl
     await harness.app.state.worker.wait_idle()
     status = (await harness.client.get("/internal/sync/status/user-1")).json()["sync"]
     assert status["sleep"]["status"] == "partial"
-    assert status["sleep"]["error"] == "WhoopServerError"
+    assert status["sleep"]["error"] == "whoop_server_error"
     assert status["sleep"]["needs_sync"] is True
     async with harness.app.state.sessions() as session:
         state = (
