@@ -27,6 +27,8 @@ class GatewaySettings(ServiceSettings):
     supabase_jwks_url: str | None = None
     jwt_audience: str = "authenticated"
     app_redirect_url: str | None = None
+    public_rate_limit_per_minute: int = Field(120, ge=1)
+    sahha_cache_max_bytes: int = Field(64 * 1024 * 1024, gt=0)
     redis_url: str | None = None
 
     @model_validator(mode="after")

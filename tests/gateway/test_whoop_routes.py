@@ -173,7 +173,7 @@ def test_openapi_documents_the_relayed_answers(
     tmp_path: Path, method: str, path: str, model: str
 ) -> None:
     """Found by the fuzzer: only 200 and 422 were documented, 200 without a schema."""
-    assert problem_statuses(tmp_path, path, method) == {401, 403, 422, 502, 504}
+    assert problem_statuses(tmp_path, path, method) == {401, 403, 422, 429, 502, 504}
     ok = gateway_openapi(tmp_path)["paths"][path][method]["responses"]["200"]
     schema = ok["content"]["application/json"]["schema"]
     assert schema["$ref"] == f"#/components/schemas/{model}"
@@ -181,7 +181,7 @@ def test_openapi_documents_the_relayed_answers(
 
 def test_openapi_documents_the_sync_refusals(tmp_path: Path) -> None:
     sync = problem_statuses(tmp_path, "/api/v1/whoop/sync/{user_id}", "post")
-    assert sync == {401, 403, 404, 409, 422, 502, 504}
+    assert sync == {401, 403, 404, 409, 422, 429, 502, 504}
 
 
 def test_openapi_documents_the_callback_redirect_and_the_webhook_receipt(
