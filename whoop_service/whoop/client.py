@@ -85,7 +85,7 @@ def raise_for_status(resp: httpx2.Response) -> None:
     raise WhoopError(f"WHOOP answered {status}")
 
 
-def _transient(exc: Exception) -> bool:
+def _transient(exc: BaseException) -> bool:
     return isinstance(exc, WhoopServerError | WhoopTransportError | WhoopRateLimited)
 
 
