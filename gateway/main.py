@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from gateway.auth import TokenVerifier
 from gateway.breaker import CircuitBreaker
+from gateway.ratelimit import PublicRateLimiter
 from gateway.routes import health, webhooks, whoop
 from gateway.sahha.cache import MemorySahhaCache, RedisSahhaCache, SahhaCache
 from gateway.sahha.client import SahhaClient
@@ -81,11 +82,16 @@ async def _start(
             transport=transports.whoop_service,
         )
     )
-    cache: SahhaCache = MemorySahhaCache()
+    memory_cache = MemorySahhaCache(max_bytes=settings.sahha_cache_max_bytes)
+    cache: SahhaCache = memory_cache
+    redis: Redis | None = None
     if settings.redis_url:
         redis = Redis.from_url(settings.redis_url, socket_timeout=1.0)
         stack.push_async_callback(redis.aclose)
-        cache = RedisSahhaCache(redis, prefix="gateway:sahha")
+        cache = RedisSahhaCache(redis, prefix="gateway:sahha", fallback=memory_cache)
+    app.state.rate_limiter = PublicRateLimiter(
+        settings.public_rate_limit_per_minute, redis=redis
+    )
     app.state.sahha = SahhaClient(
         sahha_http,
         client_id=settings.sahha_client_id or "",

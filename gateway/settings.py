@@ -31,6 +31,8 @@ class GatewaySettings(ServiceSettings):
     jwt_audience: str = "authenticated"
     supabase_jwt_issuer: str | None = None
     app_redirect_url: str | None = None
+    public_rate_limit_per_minute: int = Field(120, ge=1)
+    sahha_cache_max_bytes: int = Field(64 * 1024 * 1024, gt=0)
     redis_url: str | None = None
 
     @model_validator(mode="after")

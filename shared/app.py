@@ -1,4 +1,5 @@
-"""What every service app has: error handlers, request context, `/health/*` and `/metrics`."""
+"""What every service app has: error handlers, request context, a body-size limit, `/health/*`
+and `/metrics`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from shared.bodylimit import BodySizeLimitMiddleware
 from shared.observability import Metrics, RequestContextMiddleware
 from shared.problems import (
     document_problems,
@@ -103,6 +105,9 @@ def build_service_app(*, title: str, version: str, lifespan: Lifespan) -> FastAP
     app.state.metrics = Metrics(CollectorRegistry(auto_describe=True))
     app.state.readiness = None
     install_error_handlers(app)
+    # Added first, so it runs inside the request context (its 413s are logged and counted)
+    # and before routing, dependencies and authentication.
+    app.add_middleware(BodySizeLimitMiddleware)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     app.include_router(router)
     return app

@@ -1,4 +1,9 @@
-"""The FastAPI side of user auth: the bearer-token dependency and the per-user access rule."""
+"""The FastAPI side of user auth: the bearer-token dependency and the per-user access rule.
+
+A verified caller's request is counted against the per-user public rate limit here (§9): after
+authentication, so a request without a valid token spends no one's quota, and once per request
+however many dependencies ask for the caller (FastAPI caches it).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.auth.verifier import BEARER_CHALLENGE, Caller, TokenVerifier
+from gateway.ratelimit import PublicRateLimiter
 from shared.errors import Forbidden, Unauthorized
 from shared.problems import problem_responses
 
@@ -19,9 +25,12 @@ _bearer = HTTPBearer(
 CALLER_RESPONSES = problem_responses(
     401,
     403,
+    429,
     descriptions={
         401: "No valid bearer token (`missing_token`, `invalid_token`, `token_expired`).",
         403: "The token may not act for this user (`forbidden_user`).",
+        429: "Over PUBLIC_RATE_LIMIT_PER_MINUTE requests by this user in a minute "
+        "(`rate_limited`); `Retry-After` says in how many seconds to try again.",
     },
 )
 
@@ -57,7 +66,14 @@ async def current_caller(
     verifier = getattr(request.app.state, "verifier", None)
     if not isinstance(verifier, TokenVerifier):
         raise RuntimeError("app.state.verifier is not set: build it in the lifespan")
-    return await verifier.verify(token)
+    caller = await verifier.verify(token)
+    limiter = getattr(request.app.state, "rate_limiter", None)
+    if not isinstance(limiter, PublicRateLimiter):
+        raise RuntimeError(
+            "app.state.rate_limiter is not set: build it in the lifespan"
+        )
+    await limiter.check(caller.user_id)
+    return caller
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]

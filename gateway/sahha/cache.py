@@ -4,6 +4,10 @@ Entries younger than `ttl_s` are served without asking Sahha; older ones, until 
 when Sahha fails (stale-if-error). Entries are JSON in both caches, so a caller can never change a
 cached value by mutating what it was given, and an in-process entry stays compact. While Redis is
 unreachable, the Redis cache keeps entries in-process and tries Redis again every few seconds.
+
+What one user can make the gateway hold is bounded (§9): the in-process cache by the bytes of its
+entries (`SAHHA_CACHE_MAX_BYTES`, least recently used out first), and in both caches an answer
+larger than one entry's share is not kept at all; every Redis key expires.
 """
 
 from __future__ import annotations
@@ -30,6 +34,11 @@ T = TypeVar("T")
 
 DEFAULT_TTL_S: Final = 60.0
 DEFAULT_STALE_TTL_S: Final = 86_400.0
+DEFAULT_MAX_BYTES: Final = 64 * 1024 * 1024
+# One entry's share: 31 days of a member's scores and biomarkers are tens of KiB.
+MAX_ENTRY_BYTES: Final = 1024 * 1024
+# What an in-process entry costs besides its JSON: key, dates, tuple and the dict's slot, roughly.
+ENTRY_OVERHEAD_BYTES: Final = 512
 _FORMAT: Final = (
     1  # bump when the JSON shape changes; older entries then read as misses
 )
@@ -99,23 +108,32 @@ def load_cached(text: str | bytes) -> CachedDays | None:
 
 
 class MemorySahhaCache:
-    """An in-process LRU cache, for one gateway process (no `REDIS_URL`)."""
+    """An in-process LRU cache bounded in bytes, for one gateway process (no `REDIS_URL`).
+
+    An entry costs its JSON plus `ENTRY_OVERHEAD_BYTES`; past `max_bytes` the least recently used
+    go. An entry over `max_entry_bytes` (capped at a sixteenth of `max_bytes`) is not kept, and the
+    older answer it replaces is dropped, so a huge answer can neither fill the cache nor leave a
+    superseded one served.
+    """
 
     def __init__(
         self,
         ttl_s: float = DEFAULT_TTL_S,
         stale_ttl_s: float = DEFAULT_STALE_TTL_S,
-        max_entries: int = 10_000,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         *,
+        max_entry_bytes: int = MAX_ENTRY_BYTES,
         clock: Clock = utc_now,
     ) -> None:
-        if not 0 <= ttl_s <= stale_ttl_s or max_entries < 1:
-            raise ValueError("need 0 <= ttl_s <= stale_ttl_s and max_entries >= 1")
+        if not 0 <= ttl_s <= stale_ttl_s or max_bytes < 1 or max_entry_bytes < 1:
+            raise ValueError("need 0 <= ttl_s <= stale_ttl_s and byte bounds >= 1")
         self._ttl_s = ttl_s
         self._stale_ttl_s = stale_ttl_s
-        self._max_entries = max_entries
+        self._max_bytes = max_bytes
+        self._max_entry_bytes = min(max_entry_bytes, max(max_bytes // 16, 1))
         self._clock = clock
-        self._entries: OrderedDict[CacheKey, tuple[datetime, str]] = OrderedDict()
+        self._entries: OrderedDict[CacheKey, tuple[datetime, str, int]] = OrderedDict()
+        self._bytes = 0
 
     @property
     def ttl_s(self) -> float:
@@ -127,6 +145,11 @@ class MemorySahhaCache:
         """Age past which an entry is gone."""
         return self._stale_ttl_s
 
+    @property
+    def size_bytes(self) -> int:
+        """What the entries cost now, counted as they are bounded."""
+        return self._bytes
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -135,19 +158,35 @@ class MemorySahhaCache:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        fetched_at, text = entry
+        fetched_at, text, _ = entry
         if (self._clock() - fetched_at).total_seconds() >= self._stale_ttl_s:
-            del self._entries[key]
+            self._drop(key)
             return None
         self._entries.move_to_end(key)
         return load_cached(text)
 
     async def put(self, key: CacheKey, value: CachedDays) -> None:
-        """Store an entry, evicting the least recently used beyond `max_entries`."""
-        self._entries[key] = (value.fetched_at, dump_cached(value))
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
+        """Store an entry, evicting the least recently used beyond `max_bytes`."""
+        text = dump_cached(value)
+        size = len(text) + len(key.external_id) + ENTRY_OVERHEAD_BYTES
+        self._drop(key)
+        if size > self._max_entry_bytes:
+            log.info(
+                "sahha.cache.entry_too_large",
+                size_bytes=size,
+                max_entry_bytes=self._max_entry_bytes,
+            )
+            return
+        self._entries[key] = (value.fetched_at, text, size)
+        self._bytes += size
+        while self._bytes > self._max_bytes:
+            _, (_, _, evicted) = self._entries.popitem(last=False)
+            self._bytes -= evicted
+
+    def _drop(self, key: CacheKey) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._bytes -= entry[2]
 
 
 class RedisSahhaCache:
@@ -155,6 +194,8 @@ class RedisSahhaCache:
 
     A Redis that fails or hangs past `op_timeout_s` costs one call, not every request: for the
     next `retry_s` the cache is an in-process one (`fallback`), and the switch is logged once.
+    A value over `max_entry_bytes` is not written (the key's older value is deleted), and every
+    key is written with its expiry.
     """
 
     def __init__(
@@ -165,6 +206,7 @@ class RedisSahhaCache:
         stale_ttl_s: float = DEFAULT_STALE_TTL_S,
         *,
         fallback: MemorySahhaCache | None = None,
+        max_entry_bytes: int = MAX_ENTRY_BYTES,
         retry_s: float = 5.0,
         op_timeout_s: float = 0.25,
         monotonic: Callable[[], float] = time.monotonic,
@@ -178,6 +220,7 @@ class RedisSahhaCache:
         self._fallback = (
             fallback if fallback is not None else MemorySahhaCache(ttl_s, stale_ttl_s)
         )
+        self._max_entry_bytes = max_entry_bytes
         self._retry_s = retry_s
         self._op_timeout_s = op_timeout_s
         self._monotonic = monotonic
@@ -214,12 +257,22 @@ class RedisSahhaCache:
         return None if text is None else load_cached(text)
 
     async def put(self, key: CacheKey, value: CachedDays) -> None:
-        """Store an entry until `stale_ttl_s`."""
-        text = dump_cached(value)
+        """Store an entry until `stale_ttl_s`, unless it is over `max_entry_bytes`."""
+        data = dump_cached(value).encode()
+        redis_key = self.key_of(key)
+        if len(data) > self._max_entry_bytes:
+            log.info(
+                "sahha.cache.entry_too_large",
+                size_bytes=len(data),
+                max_entry_bytes=self._max_entry_bytes,
+            )
+            await self._call(lambda: self._redis.delete(redis_key))
+            await self._fallback.put(
+                key, value
+            )  # drops its own older copy, keeps nothing
+            return
         px = max(1, int(self._stale_ttl_s * 1000))
-        answered, _ = await self._call(
-            lambda: self._redis.set(self.key_of(key), text, px=px)
-        )
+        answered, _ = await self._call(lambda: self._redis.set(redis_key, data, px=px))
         if not answered:
             await self._fallback.put(key, value)
 

@@ -22,6 +22,7 @@ from gateway.auth import (
     check_user_access,
 )
 from gateway.auth.jwks import parse_jwks
+from gateway.ratelimit import PublicRateLimiter
 from shared.errors import Forbidden, Unauthorized
 from shared.problems import install_error_handlers
 
@@ -562,6 +563,7 @@ async def client(hs_verifier):
     app = FastAPI()
     install_error_handlers(app)
     app.state.verifier = hs_verifier
+    app.state.rate_limiter = PublicRateLimiter(120)
 
     @app.get("/me")
     async def me(caller: CallerDep) -> dict[str, str]:

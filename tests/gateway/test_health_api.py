@@ -261,6 +261,6 @@ def problem_statuses(tmp_path: Path, path: str, method: str) -> set[int]:
 def test_openapi_documents_the_health_problems(tmp_path: Path) -> None:
     """Found by the fuzzer: 401 and 403 were undocumented, 502 had no schema."""
     merged = problem_statuses(tmp_path, "/api/v1/health/{user_id}", "get")
-    assert merged == {401, 403, 422, 502}
+    assert merged == {401, 403, 422, 429, 502}
     sources = problem_statuses(tmp_path, "/api/v1/health/sources/{user_id}", "get")
-    assert sources == {401, 403, 422}
+    assert sources == {401, 403, 422, 429}

@@ -96,3 +96,18 @@ async def test_gateway_refuses_tokens_of_another_issuer_when_one_is_set(tmp_path
         assert refused.json()["code"] == "invalid_token"
     assert own.status_code != 401
     assert len(asked) == 1
+
+
+async def test_gateway_limits_come_from_the_contract_variables(monkeypatch, tmp_path):
+    monkeypatch.setenv("PUBLIC_RATE_LIMIT_PER_MINUTE", "7")
+    monkeypatch.setenv("SAHHA_CACHE_MAX_BYTES", "1048576")
+    app = create_app(GatewaySettings(_env_file=None, var_dir=tmp_path))
+    async with running(app):
+        assert app.state.rate_limiter.per_minute == 7
+        assert app.state.sahha._cache._max_bytes == 1048576
+
+
+def test_gateway_limit_defaults(tmp_path):
+    settings = GatewaySettings(_env_file=None, var_dir=tmp_path)
+    assert settings.public_rate_limit_per_minute == 120
+    assert settings.sahha_cache_max_bytes == 64 * 1024 * 1024

@@ -187,6 +187,8 @@ async def test_gateway_under_load_while_the_whoop_service_is_killed_and_restarte
             "WHOOP_SERVICE_API_KEY": KEY,
             "WHOOP_SERVICE_TIMEOUT_S": str(SERVICE_TIMEOUT_S),
             "REQUEST_DEADLINE_S": str(DEADLINE_S),
+            # The load here is one user's; the per-user limit is tests/gateway/test_ratelimit's.
+            "PUBLIC_RATE_LIMIT_PER_MINUTE": "1000000",
             "SUPABASE_JWT_SECRET": JWT_SECRET,
             "LOG_LEVEL": "warning",
             "VAR_DIR": str(tmp_path / "var-gateway"),

@@ -1,0 +1,125 @@
+"""Request bodies over a limit are refused with 413 before more than the limit is read (§9).
+
+A pure ASGI middleware, so it serves every route of an app before any route, dependency or
+authentication runs. A `Content-Length` over the limit is answered at once, nothing read. Without
+one (chunked), the bytes are counted as the app receives them: once the count passes the limit the
+middleware answers 413 itself and the app's `receive` gets no more of the body (it sees a
+disconnect), so at most the limit plus one chunk of the server's is ever held. The 413 carries
+`Connection: close`: the server drops the rest of the upload instead of reading it.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.problems import problem_response
+
+MAX_BODY_BYTES: Final = 64 * 1024
+CODE: Final = "payload_too_large"
+
+log = structlog.get_logger()
+
+
+class BodyTooLarge(Exception):
+    """Raised into the app from `receive` once its body has passed the limit."""
+
+
+class BodySizeLimitMiddleware:
+    """Answer 413 problem+json to any request whose body is over `max_bytes`."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        if max_bytes < 0:
+            raise ValueError("max_bytes must be >= 0")
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = declared_length(scope.get("headers", []))
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(scope, receive, send, declared=declared)
+            return
+        await _LimitedRequest(self, scope, receive, send).run()
+
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, *, declared: int | None
+    ) -> None:
+        log.info(
+            "http.body_too_large",
+            max_bytes=self.max_bytes,
+            declared_bytes=declared,
+            path=scope.get("path", ""),
+        )
+        response = problem_response(
+            413,
+            CODE,
+            f"The request body is over {self.max_bytes} bytes.",
+            headers={"Connection": "close"},
+        )
+        await response(scope, receive, send)
+
+
+class _LimitedRequest:
+    """One request whose body is counted as it is received."""
+
+    def __init__(
+        self, limit: BodySizeLimitMiddleware, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        self._limit = limit
+        self._scope = scope
+        self._receive = receive
+        self._send = send
+        self._received = 0
+        self._started = False  # a response (the app's or ours) has begun
+        self._refused = False  # we answered 413: the app's sends are dropped
+
+    async def run(self) -> None:
+        try:
+            await self._limit.app(self._scope, self.receive, self.send)
+        except BodyTooLarge:
+            pass  # refused, or cut after the app began answering: the server drops the rest
+        except Exception:
+            # Once refused, whatever the app made of the cut body (a parse error wrapping
+            # BodyTooLarge, a disconnect) is over: the client has its 413.
+            if not self._refused:
+                raise
+
+    async def receive(self) -> Message:
+        if self._refused:
+            return {"type": "http.disconnect"}
+        message = await self._receive()
+        if message["type"] != "http.request":
+            return message
+        self._received += len(message.get("body", b""))
+        if self._received <= self._limit.max_bytes:
+            return message
+        if self._started:
+            # The app already answered (or streams an answer): no second response; stop the body.
+            log.info(
+                "http.body_too_large_after_response", max_bytes=self._limit.max_bytes
+            )
+            raise BodyTooLarge
+        self._refused = True
+        await self._limit._refuse(self._scope, self._receive, self._send, declared=None)
+        raise BodyTooLarge
+
+    async def send(self, message: Message) -> None:
+        if self._refused:
+            return
+        if message["type"] == "http.response.start":
+            self._started = True
+        await self._send(message)
+
+
+def declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The `Content-Length` as an int; None when absent or not a plain number (counted instead)."""
+    for name, value in headers:
+        if name.lower() == b"content-length":
+            text = value.strip()
+            return int(text) if text.isdigit() else None
+    return None
