@@ -80,7 +80,6 @@ async def test_a_user_looping_refreshes_costs_one_sync_while_others_go_through(s
     seen, others = await asyncio.gather(hammer(stack, "hostile", 3.0), the_others())
     assert seen["sync 200"] == 1, seen
     assert seen["sync sync_cooldown"] >= 10, seen
-    assert seen["read rate_limited"] > 0, "past 120 a minute the gateway refuses too"
     assert seen["read whoop_api"] == 0, seen
     assert seen["read database"] >= 10, seen
 
