@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from shared.errors import AppError
 
@@ -185,6 +186,14 @@ async def _http_exception(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(status, code, detail, headers=getattr(exc, "headers", None))
 
 
+async def _client_gone(_: Request, exc: Exception) -> JSONResponse:
+    """The client went away while its body was read: nobody to answer, and not our failure."""
+    log.info("http.client_disconnected")
+    return problem_response(
+        400, "client_disconnected", "The client closed the request early."
+    )
+
+
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     log.error("http.unhandled_error", exc_info=exc)
     # This handler runs outside the request middleware, so it sets the request id itself.
@@ -200,4 +209,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unhandled)

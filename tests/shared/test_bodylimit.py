@@ -1,7 +1,9 @@
 """Bodies over 64 KiB are refused with 413 before more than 64 KiB is read, on every route,
 whatever the route does with its body, and never with a second response."""
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -209,7 +211,102 @@ async def test_websockets_and_lifespan_pass_through():
         ([(b"content-length", b"-1")], None),
         ([(b"content-length", b"1e9")], None),
         ([(b"content-type", b"text/plain")], None),
+        ([(b"content-length", b"000065")], 65),
+        # Thousands of digits (leading zeros pass HTTP parsers): too large, never parsed.
+        ([(b"content-length", b"0" * 4300 + b"1")], 1),
+        ([(b"content-length", b"9" * 4301)], 10**18),
     ],
 )
 def test_declared_length(headers, expected):
     assert declared_length(headers) == expected
+
+
+async def test_a_content_length_of_thousands_of_digits_is_413_not_500():
+    reached: list[str] = []
+    length = (b"content-length", b"1" + b"0" * 4300)
+    sent = await call(make_app(reached), "/raw", Upload(10), headers=[length])
+    assert status_and_body(sent)[0] == [413]
+    assert reached == []
+
+
+class Trickle(Upload):
+    """An upload that sends a chunk, then never the rest (a client trickling, or gone quiet)."""
+
+    async def __call__(self) -> dict:
+        if self.calls:
+            await asyncio.sleep(3600)
+        return await super().__call__()
+
+
+async def test_a_body_that_does_not_arrive_in_time_is_408():
+    reached: list[str] = []
+    app = make_app(reached)
+    app.user_middleware.clear()  # a bare app, wrapped in a short timeout below
+    limited = BodySizeLimitMiddleware(app, read_timeout_s=0.2)
+    started = time.monotonic()
+    upload = Trickle(60_000, chunk=10)
+    length = (b"content-length", b"60000")
+    sent = await call(limited, "/raw", upload, headers=[length])
+    assert time.monotonic() - started < 2
+    statuses, body = status_and_body(sent)
+    assert statuses == [408]
+    assert json.loads(body)["code"] == "request_timeout"
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    assert dict(start["headers"])[b"connection"] == b"close"
+
+
+async def test_waiting_for_a_disconnect_after_the_body_has_no_time_limit():
+    """An app that listens for the client going away after reading the body (a stream) is
+    never cut by the body's time limit."""
+
+    async def streams(scope, receive, send) -> None:
+        assert (await receive())["type"] == "http.request"
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        assert (await receive())["type"] == "http.disconnect"
+        await send({"type": "http.response.body", "body": b"bye"})
+
+    async def receive_then_disconnect_late() -> dict:
+        receive_then_disconnect_late.calls += 1  # type: ignore[attr-defined]
+        if receive_then_disconnect_late.calls == 1:  # type: ignore[attr-defined]
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.sleep(0.4)  # past the read timeout below
+        return {"type": "http.disconnect"}
+
+    receive_then_disconnect_late.calls = 0  # type: ignore[attr-defined]
+    sent = await call(
+        BodySizeLimitMiddleware(streams, read_timeout_s=0.1),
+        "/stream",
+        receive_then_disconnect_late,
+    )
+    assert status_and_body(sent) == ([200], b"bye")
+
+
+async def test_an_answer_before_an_announced_body_is_read_closes_the_connection():
+    sent = await call(
+        make_app([]), "/nowhere", Upload(1000), headers=[(b"content-length", b"1000")]
+    )
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    assert start["status"] == 404
+    assert dict(start["headers"])[b"connection"] == b"close"
+    # Without a body to drop, the connection stays open for the next request.
+    sent = await call(make_app([]), "/nowhere", Upload(0))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    assert b"connection" not in dict(start["headers"])
+
+
+async def test_a_client_leaving_mid_body_is_no_server_error():
+    """Found by review: a disconnect while the body was read was an unhandled 500."""
+
+    async def leaves() -> dict:
+        leaves.calls += 1  # type: ignore[attr-defined]
+        if leaves.calls == 1:  # type: ignore[attr-defined]
+            return {"type": "http.request", "body": b"{", "more_body": True}
+        return {"type": "http.disconnect"}
+
+    leaves.calls = 0  # type: ignore[attr-defined]
+    reached: list[str] = []
+    sent = await call(make_app(reached), "/raw", leaves)
+    statuses, body = status_and_body(sent)
+    assert reached == ["raw"]
+    assert statuses == [400]
+    assert json.loads(body)["code"] == "client_disconnected"
