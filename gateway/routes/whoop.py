@@ -259,7 +259,8 @@ def _finish(
         title = "WHOOP approved: return to the app"
         text = (
             "Return to the app to finish connecting WHOOP. If the app asks for it, this is "
-            f"the completion code (valid 10 minutes, once): <code>{html.escape(completion)}"
+            "the completion code (valid 10 minutes, once). Never give it to anyone else: "
+            f"whoever redeems it reads your WHOOP data. <code>{html.escape(completion)}"
             "</code>"
         )
     else:

@@ -25,7 +25,16 @@ NOT_CONFIGURED = {503: "WHOOP credentials are not configured (`whoop_not_configu
 
 
 @router.post(
-    "/connect/{user_id}", responses=problem_responses(503, descriptions=NOT_CONFIGURED)
+    "/connect/{user_id}",
+    responses=problem_responses(
+        429,
+        503,
+        descriptions={
+            429: "The user started 5 connections in the last 10 minutes (`rate_limited`); "
+            "`Retry-After` says when to try again.",
+            **NOT_CONFIGURED,
+        },
+    ),
 )
 async def connect(user_id: UserIdPath, flow: ConnectFlowDep) -> ConnectResponse:
     """A fresh WHOOP authorization URL for the user (single-use state, 10 minutes)."""

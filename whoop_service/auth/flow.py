@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.contracts import (
@@ -20,6 +21,7 @@ from shared.contracts import (
     ConnectResponse,
     DisconnectResponse,
 )
+from shared.errors import TooManyRequests
 from shared.time import Clock, utc_now
 from whoop_service.auth.crypto import TokenCipher, TokenDecryptError
 from whoop_service.auth.tokens import TokenManager
@@ -56,10 +58,13 @@ from whoop_service.whoop.errors import (
 )
 from whoop_service.whoop.oauth import WhoopOAuth, build_authorize_url, make_pkce_pair
 from whoop_service.whoop.ratelimit import Priority
+from whoop_service.whoop.user_limits import retry_after_header
 
 log = structlog.get_logger()
 
 STATE_TTL = timedelta(minutes=10)
+# Connect flows a user may start within STATE_TTL (their states, used or not, count).
+MAX_FLOWS = 5
 # How long an exchanged grant waits for its user to complete the link (CONTRACT.md §8).
 COMPLETION_TTL = timedelta(minutes=10)
 # A pending grant WHOOP would not revoke is forgotten after this long all the same.
@@ -125,6 +130,16 @@ class ConnectFlow:
         async with self._sessions() as session:
             repo = ConnectionRepository(session)
             await repo.delete_expired_states(now)
+            started = await repo.list_state_times(user_id)
+            if len(started) >= MAX_FLOWS:
+                # Each approved flow costs WHOOP calls every user shares (the exchange, the
+                # profile, a revoke): a user looping the connect flow must not spend them.
+                wait_s = (started[-MAX_FLOWS] + STATE_TTL - now).total_seconds()
+                raise TooManyRequests(
+                    f"At most {MAX_FLOWS} WHOOP connections may be started in "
+                    f"{STATE_TTL.seconds // 60} minutes.",
+                    headers=retry_after_header(wait_s),
+                )
             await repo.save_state(
                 hash_state(state),
                 user_id,
@@ -177,7 +192,11 @@ class ConnectFlow:
         now = self._clock()
         expires_at = now + COMPLETION_TTL
         async with self._sessions() as session:
-            await ConnectionRepository(session).save_pending_grant(
+            repo = ConnectionRepository(session)
+            # An earlier unfinished flow of the same member is superseded; revoking it would
+            # revoke this grant too (WHOOP revokes a member's access as a whole).
+            await repo.delete_pending_grants_of(owner, profile.user_id)
+            await repo.save_pending_grant(
                 {
                     "completion_hash": hash_state(completion),
                     "user_id": owner,
@@ -230,11 +249,19 @@ class ConnectFlow:
                 )
             try:
                 await self._link(session, pending, now)
+                await session.commit()
             except WhoopAccountLinked:
                 await session.rollback()
                 await self._drop_pending(pending)  # revoking would cut the other link
                 raise
-            await session.commit()
+            except IntegrityError:
+                # Another user linked this WHOOP member in the same moment (the unique
+                # whoop_user_id held): the same answer as when that link came first.
+                await session.rollback()
+                await self._drop_pending(pending)
+                raise WhoopAccountLinked(
+                    "This WHOOP account is connected to another user."
+                ) from None
         log.info(
             "whoop.connect.completed",
             user_id=user_id,
@@ -337,7 +364,10 @@ class ConnectFlow:
             token = self._cipher.decrypt(
                 pending.user_id, "access", pending.access_token_enc
             )
-            await self._whoop.revoke_access(token, deadline=deadline)
+            # Background work (the sweep, or after a refusal): never ahead of users' reads.
+            await self._whoop.revoke_access(
+                token, deadline=deadline, priority=Priority.SCHEDULED
+            )
         except TokenDecryptError:
             return True  # unreadable with today's keys: nothing can ever revoke with it
         except WhoopAuthError:

@@ -201,6 +201,15 @@ class ConnectionRepository:
         )
         return getattr(result, "rowcount", 0) == 1
 
+    async def list_state_times(self, user_id: str) -> list[datetime]:
+        """When each of the user's stored states was made (expired ones are deleted first)."""
+        stmt = (
+            select(t.oauth_states.c.created_at)
+            .where(t.oauth_states.c.user_id == user_id)
+            .order_by(t.oauth_states.c.created_at)
+        )
+        return list((await self._session.execute(stmt)).scalars())
+
     async def delete_expired_states(self, now: datetime) -> None:
         await self._session.execute(
             delete(t.oauth_states).where(t.oauth_states.c.expires_at <= now)
@@ -252,6 +261,16 @@ class ConnectionRepository:
             .limit(limit)
         )
         return [_pending(r) for r in (await self._session.execute(stmt)).mappings()]
+
+    async def delete_pending_grants_of(self, user_id: str, whoop_user_id: int) -> int:
+        """Forget the user's pending grants of one WHOOP member (a newer one supersedes them)."""
+        pending = t.pending_grants.c
+        result = await self._session.execute(
+            delete(t.pending_grants).where(
+                pending.user_id == user_id, pending.whoop_user_id == whoop_user_id
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def delete_pending_grant(self, completion_hash: str) -> bool:
         result = await self._session.execute(

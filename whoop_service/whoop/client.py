@@ -155,11 +155,15 @@ class WhoopClient:
         return _parse(resp, WhoopProfile)
 
     async def revoke_access(
-        self, access_token: str, *, deadline: float | None = None
+        self,
+        access_token: str,
+        *,
+        deadline: float | None = None,
+        priority: Priority = Priority.INTERACTIVE,
     ) -> None:
         """Revoke this app's access for the member (`DELETE /v2/user/access`, 204)."""
         await self._with_retries(
-            "DELETE", "/v2/user/access", access_token, Priority.INTERACTIVE, deadline
+            "DELETE", "/v2/user/access", access_token, priority, deadline
         )
 
     # Calls on behalf of a user (tokens from a TokenSource)

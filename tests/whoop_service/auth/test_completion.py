@@ -1,6 +1,8 @@
 """CONTRACT.md §8: the callback keeps the grant pending; only the user who started the flow
 links it, once, within 10 minutes; anything else revokes it at WHOOP. SQLite and PostgreSQL."""
 
+import asyncio
+
 from sqlalchemy import func, select
 
 from whoop_service.db import tables as t
@@ -147,3 +149,53 @@ async def test_a_revoke_that_fails_keeps_the_grant_for_the_next_sweep(harness):
     harness.whoop.reset_counters()
     assert await harness.app.state.connect_flow.expire_pending() == 1
     assert live_tokens(harness, whoop_user) == 0
+
+
+async def test_a_user_starts_at_most_five_connections_in_ten_minutes(harness):
+    """Found by review: looping the connect flow spent the budget all users share (each
+    approved flow costs a profile fetch, and later a revoke)."""
+    for _ in range(5):
+        assert (
+            await harness.client.post("/internal/auth/connect/user-1")
+        ).status_code == 200
+        harness.clock.advance(minutes=1)
+    refused = await harness.client.post("/internal/auth/connect/user-1")
+    assert refused.status_code == 429
+    assert refused.json()["code"] == "rate_limited"
+    assert int(refused.headers["retry-after"]) == 5 * 60  # the first leaves the window
+    other = await harness.client.post("/internal/auth/connect/user-2")
+    assert other.status_code == 200, "another user's flows are their own"
+    harness.clock.advance(minutes=5)
+    assert (
+        await harness.client.post("/internal/auth/connect/user-1")
+    ).status_code == 200
+
+
+async def test_a_newer_flow_of_the_same_member_supersedes_the_pending_one(harness):
+    whoop_user = harness.whoop.add_user(history_days=3).user_id
+    first = (await harness.exchange("user-1", sandbox_user_id=str(whoop_user))).json()
+    second = (await harness.exchange("user-1", sandbox_user_id=str(whoop_user))).json()
+    assert await pending_rows(harness) == 1
+    assert (await complete(harness, first["completion"], "user-1")).status_code == 400
+    assert (await complete(harness, second["completion"], "user-1")).status_code == 200
+    assert revokes(harness) == 0
+
+
+async def test_two_users_linking_one_whoop_account_at_once_get_200_and_409(harness):
+    """Found by review: the unique whoop_user_id refused the second insert with a 500."""
+    whoop_user = harness.whoop.add_user(history_days=3).user_id
+    completions = {
+        user: (await harness.exchange(user, sandbox_user_id=str(whoop_user))).json()[
+            "completion"
+        ]
+        for user in ("user-a", "user-b")
+    }
+    answers = await asyncio.gather(
+        *(complete(harness, c, user) for user, c in completions.items())
+    )
+    assert sorted(a.status_code for a in answers) == [200, 409], [
+        a.text for a in answers
+    ]
+    refused = next(a for a in answers if a.status_code == 409)
+    assert refused.json()["code"] == "whoop_account_linked"
+    assert await pending_rows(harness) == 0
