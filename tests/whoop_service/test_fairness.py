@@ -150,3 +150,35 @@ async def test_two_replicas_on_one_redis_share_the_cooldown(
             },
         )
         assert read.json()["data_source"] == "database"
+
+
+async def test_requests_the_budget_refused_never_spend_the_users_quota(
+    database_url, tmp_path
+):
+    """Found by review: the quota was charged before the budget granted a slot, so a busy
+    budget (other users' load) could use up a user's day with nothing sent."""
+    async with AsyncExitStack() as stack:
+        harness = await make_harness(
+            stack,
+            database_url,
+            tmp_path,
+            service_overrides={
+                "user_sync_cooldown_s": 0,
+                "user_whoop_requests_per_day": 3,
+                # One request a minute for the service: users' work fills it at once.
+                "whoop_rate_limit_per_minute": 2,
+                "worker_enabled": False,  # the first backfill waits; it is not the point
+            },
+        )
+        whoop_user = harness.whoop.add_user(history_days=3).user_id
+        linked = await harness.connect("user-1", sandbox_user_id=str(whoop_user))
+        assert linked.status_code == 200, linked.text
+        harness.whoop.reset_counters()
+        for _ in range(4):
+            resp = await harness.client.post("/internal/sync/user-1")
+            assert resp.status_code == 200, resp.text
+            errors = set(resp.json()["errors"].values())
+            assert errors <= {"rate_budget_exhausted"}, errors
+        # Whatever got a slot was sent and counted; the refused ones cost nothing.
+        assert data_requests(harness) <= 1
+        assert await harness.app.state.user_limits.quota_wait_s("user-1") == 0

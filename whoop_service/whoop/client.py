@@ -262,7 +262,8 @@ class WhoopClient:
         params: Mapping[str, str] | None = None,
         charge: Callable[[], Awaitable[None]] | None = None,
     ) -> httpx2.Response:
-        """Send with retries; `charge` counts each request sent (before its budget slot)."""
+        """Send with retries; `charge` counts each request sent (once its budget slot is
+        granted)."""
         timeout = None if deadline is None else deadline - time.monotonic()
         if timeout is not None and timeout <= 0:
             # No time left: take no budget slot, send nothing.
@@ -275,9 +276,12 @@ class WhoopClient:
             wait_max=8.0,
         ):
             with attempt:
-                if charge is not None:
-                    await charge()
                 await self.budget.acquire(priority, deadline)
+                if charge is not None:
+                    # Only a request that will be sent counts: a budget too busy to grant a
+                    # slot must not spend the user's day (at most the request that crosses
+                    # the quota takes a slot it does not use).
+                    await charge()
                 try:
                     return await self._send(method, path, token, deadline, params)
                 except WhoopRateLimited as exc:
