@@ -56,6 +56,7 @@ log = structlog.get_logger()
 
 # Below this much time left, a read does not start WHOOP calls that could not finish.
 MIN_SYNC_S = 1.0
+SYNC_RUNNING = "A WHOOP refresh is already under way; showing stored data."
 QUOTA_SPENT = "Today's WHOOP refreshes for this user are spent; showing stored data."
 REAUTH_WARNING = "WHOOP access must be granted again; showing stored data."
 OUT_MODELS: dict[str, Any] = {
@@ -224,6 +225,9 @@ class DataReader:
             return _stale(
                 last_sync, "No time left to refresh from WHOOP; showing stored data."
             ), connection
+        if self._engine.is_syncing(user_id):
+            # A job (the first backfill, a webhook batch) is fetching: answer, do not wait.
+            return self._stored(view, SYNC_RUNNING), connection
         # CONTRACT.md §9: a user's refreshes are limited; the stored data answers meanwhile.
         if await self._limits.quota_wait_s(user_id) > 0:
             return self._stored(view, QUOTA_SPENT), connection
@@ -236,6 +240,7 @@ class DataReader:
                 data_types=kinds,
                 priority=Priority.INTERACTIVE,
                 deadline=deadline,
+                wait_for_others=False,
             )
         except WhoopNotConnected:
             return _stale(last_sync, REAUTH_WARNING), "not_connected"
@@ -246,9 +251,7 @@ class DataReader:
                 view, "A WHOOP token refresh is under way; showing stored data."
             ), connection
         except BudgetExhausted:
-            return _stale(
-                last_sync, "A WHOOP refresh is already under way; showing stored data."
-            ), connection
+            return self._stored(view, SYNC_RUNNING), connection
         async with self._sessions() as session:
             fresh_states = await RecordRepository(session).list_sync_states(user_id)
         if report.status == "success":

@@ -1,12 +1,15 @@
 """CONTRACT.md §9 at the WHOOP service: a user's interactive syncs have a cooldown and a daily
 quota of WHOOP requests; inside them the stored data answers. SQLite and PostgreSQL."""
 
+import asyncio
+import time
 import uuid
 from contextlib import AsyncExitStack
 
 import pytest
 
 from tests.whoop_service.harness import make_harness
+from whoop_service.whoop.ratelimit import Priority
 
 
 def data_requests(harness) -> int:
@@ -182,3 +185,28 @@ async def test_requests_the_budget_refused_never_spend_the_users_quota(
         # Whatever got a slot was sent and counted; the refused ones cost nothing.
         assert data_requests(harness) <= 1
         assert await harness.app.state.user_limits.quota_wait_s("user-1") == 0
+
+
+async def test_a_read_never_waits_for_a_job_syncing_the_same_user(harness):
+    """Found by review: a newcomer's read waited on the first backfill for most of its
+    deadline; it answers from the database at once, and keeps its cooldown."""
+    await connect(harness)
+    harness.clock.advance(hours=3)  # every type is due
+    harness.whoop.fail_next("/v2/cycle", status=200, delay_s=2.0)  # a slow WHOOP
+    job = asyncio.create_task(
+        harness.app.state.sync_engine.sync_user("user-1", priority=Priority.BACKFILL)
+    )
+    await asyncio.sleep(0.2)
+    started = time.monotonic()
+    read = await harness.client.get(
+        "/internal/data/daily/user-1",
+        params={"start_date": "2026-11-20"},
+        headers={"X-Request-Deadline-Ms": "4000"},
+    )
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.0, f"the read waited {elapsed:.2f} s"
+    assert read.json()["data_source"] == "database"
+    assert "under way" in read.json()["warning"]
+    await job
+    # The cooldown was not spent on a sync that did not run.
+    assert (await harness.client.post("/internal/sync/user-1")).status_code == 200

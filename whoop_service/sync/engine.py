@@ -107,6 +107,11 @@ class SyncEngine:
             weakref.WeakValueDictionary()
         )
 
+    def is_syncing(self, user_id: str) -> bool:
+        """Whether a sync of the user is running in this process (a job, another request)."""
+        lock = self._locks.get(user_id)
+        return lock is not None and lock.locked()
+
     async def sync_user(
         self,
         user_id: str,
@@ -116,16 +121,21 @@ class SyncEngine:
         end: datetime | None = None,
         priority: Priority = Priority.INTERACTIVE,
         deadline: float | None = None,
+        wait_for_others: bool = True,
     ) -> SyncReport:
         """Sync the given types the member granted.
 
         WhoopNotConnected/WhoopNeedsReauth end it for every type, and so does
         TokenRefreshPending (a token refresh outlasts the deadline) without marking any type
-        failed: nothing failed at WHOOP.
+        failed: nothing failed at WHOOP. Another sync of the user running in this process is
+        waited for (until the deadline), or with `wait_for_others=False` is BudgetExhausted at
+        once: a read answers from the database rather than wait on a job.
         """
         lock = self._locks.get(user_id)
         if lock is None:
             lock = self._locks[user_id] = asyncio.Lock()
+        if not wait_for_others and lock.locked():
+            raise BudgetExhausted(0.0)
         wait_s = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
             # Another sync of this user (a job waiting on the budget) must not outlast a deadline.
