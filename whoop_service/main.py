@@ -208,6 +208,7 @@ async def _start(
         clock=overrides.clock,
         policy=sync_engine.policy,
         on_connected=lambda: app.state.worker.notify(),
+        limits=user_limits,
     )
     await _start_loops(app, settings, stack)
     app.state.readiness = readiness

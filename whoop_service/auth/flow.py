@@ -58,7 +58,11 @@ from whoop_service.whoop.errors import (
 )
 from whoop_service.whoop.oauth import WhoopOAuth, build_authorize_url, make_pkce_pair
 from whoop_service.whoop.ratelimit import Priority
-from whoop_service.whoop.user_limits import retry_after_header
+from whoop_service.whoop.user_limits import (
+    UserLimits,
+    UserQuotaExceeded,
+    retry_after_header,
+)
 
 log = structlog.get_logger()
 
@@ -105,6 +109,7 @@ class ConnectFlow:
         clock: Clock = utc_now,
         policy: SyncPolicy | None = None,
         on_connected: Callable[[], None] | None = None,
+        limits: UserLimits | None = None,
     ) -> None:
         self._sessions = sessions
         self._cipher = cipher
@@ -118,9 +123,14 @@ class ConnectFlow:
         self._clock = clock
         self._policy = policy or SyncPolicy()
         self._on_connected = on_connected
+        self._limits = limits
 
     async def start(self, user_id: str) -> ConnectResponse:
-        """A fresh authorization URL with a single-use state bound to the user."""
+        """A fresh authorization URL with a single-use state bound to the user.
+
+        Each approved flow costs WHOOP calls every user shares (the exchange, the profile, the
+        first backfill, a revoke): a user starts at most MAX_FLOWS in STATE_TTL, and at most
+        the limits' connects a UTC day (429 `rate_limited`)."""
         if self._oauth is None or self._client_id is None:
             raise WhoopNotConfigured("WHOOP credentials are not configured.")
         state = secrets.token_urlsafe(32)
@@ -131,16 +141,24 @@ class ConnectFlow:
             repo = ConnectionRepository(session)
             await repo.delete_expired_states(now)
             started = await repo.list_state_times(user_id)
-            if len(started) >= MAX_FLOWS:
-                # Each approved flow costs WHOOP calls every user shares (the exchange, the
-                # profile, a revoke): a user looping the connect flow must not spend them.
-                wait_s = (started[-MAX_FLOWS] + STATE_TTL - now).total_seconds()
+            await session.commit()
+        if len(started) >= MAX_FLOWS:
+            wait_s = (started[-MAX_FLOWS] + STATE_TTL - now).total_seconds()
+            raise TooManyRequests(
+                f"At most {MAX_FLOWS} WHOOP connections may be started in "
+                f"{STATE_TTL.seconds // 60} minutes.",
+                headers=retry_after_header(wait_s),
+            )
+        if self._limits is not None:
+            try:
+                await self._limits.start_connect(user_id)
+            except UserQuotaExceeded as exc:
                 raise TooManyRequests(
-                    f"At most {MAX_FLOWS} WHOOP connections may be started in "
-                    f"{STATE_TTL.seconds // 60} minutes.",
-                    headers=retry_after_header(wait_s),
-                )
-            await repo.save_state(
+                    "Too many WHOOP connections were started today; try again tomorrow.",
+                    headers=retry_after_header(exc.wait_s),
+                ) from None
+        async with self._sessions() as session:
+            await ConnectionRepository(session).save_state(
                 hash_state(state),
                 user_id,
                 self._cipher.encrypt(user_id, "pkce", verifier),

@@ -4,6 +4,8 @@
   sync) per user per `USER_SYNC_COOLDOWN_S`.
 - A daily quota: a user's interactive WHOOP data requests per UTC day stop at
   `USER_WHOOP_REQUESTS_PER_DAY` (token calls are not counted).
+- Connect flows per UTC day: each approved flow costs calls every user shares (the code exchange,
+  the profile, the first backfill, a revoke), so a user looping connect and disconnect is bounded.
 
 With Redis both are shared by every replica (a key with a TTL for the cooldown, a counter per UTC
 day for the quota). When Redis fails, each replica keeps the limits in-process until it answers
@@ -60,6 +62,7 @@ class UserLimits:
         cooldown_s: float,
         per_day: int,
         *,
+        connects_per_day: int = 10,
         redis: Redis | None = None,
         prefix: str = "whoop:user",
         clock: Clock = utc_now,
@@ -67,13 +70,14 @@ class UserLimits:
     ) -> None:
         self.cooldown_s = cooldown_s
         self.per_day = per_day
+        self.connects_per_day = connects_per_day
         self._redis = redis
         self._spend_script = redis.register_script(_SPEND) if redis else None
         self._prefix = prefix
         self._clock = clock
         self._redis_timeout_s = redis_timeout_s
         self._cooldown_until: dict[str, datetime] = {}
-        self._spent: dict[str, int] = {}
+        self._spent: dict[str, dict[str, int]] = {}  # per counter, per user, today
         self._spent_day: date | None = None
         self._redis_failing = False
 
@@ -99,12 +103,18 @@ class UserLimits:
 
     async def spend(self, user_id: str) -> None:
         """Count one interactive WHOOP data request; UserQuotaExceeded when none is left."""
+        await self._count(user_id, "requests", self.per_day)
+
+    async def start_connect(self, user_id: str) -> None:
+        """Count one connect flow started today; UserQuotaExceeded when none is left."""
+        await self._count(user_id, "connects", self.connects_per_day)
+
+    async def _count(self, user_id: str, counter: str, cap: int) -> None:
         if self._redis is not None and self._spend_script is not None:
             try:
                 async with asyncio.timeout(self._redis_timeout_s):
                     count = await self._spend_script(
-                        keys=[self._day_key(user_id)],
-                        args=[self.per_day, _DAY_KEY_TTL_S],
+                        keys=[self._day_key(user_id, counter)], args=[cap, _DAY_KEY_TTL_S]
                     )
                 self._redis_failing = False
                 if int(count) < 0:
@@ -112,16 +122,16 @@ class UserLimits:
                 return
             except REDIS_ERRORS as exc:
                 self._fell_back(exc)
-        self._roll_day()
-        spent = self._spent.get(user_id, 0)
-        if spent >= self.per_day:
+        counts = self._today(counter)
+        spent = counts.get(user_id, 0)
+        if spent >= cap:
             raise UserQuotaExceeded(seconds_to_next_utc_day(self._clock()))
-        self._spent[user_id] = spent + 1
+        counts[user_id] = spent + 1
 
     # --- Redis --------------------------------------------------------------------------------
 
-    def _day_key(self, user_id: str) -> str:
-        return f"{self._prefix}:{user_id}:requests:{self._clock().date().isoformat()}"
+    def _day_key(self, user_id: str, counter: str = "requests") -> str:
+        return f"{self._prefix}:{user_id}:{counter}:{self._clock().date().isoformat()}"
 
     async def _start_shared(self, user_id: str) -> float:
         assert self._redis is not None
@@ -144,8 +154,7 @@ class UserLimits:
                 return int(value or 0)
             except REDIS_ERRORS as exc:
                 self._fell_back(exc)
-        self._roll_day()
-        return self._spent.get(user_id, 0)
+        return self._today("requests").get(user_id, 0)
 
     def _fell_back(self, exc: BaseException) -> None:
         if not self._redis_failing:
@@ -168,11 +177,13 @@ class UserLimits:
         self._cooldown_until[user_id] = now + timedelta(seconds=self.cooldown_s)
         return 0.0
 
-    def _roll_day(self) -> None:
+    def _today(self, counter: str) -> dict[str, int]:
+        """Today's in-process counts of `counter` per user (a new UTC day starts at zero)."""
         today = self._clock().date()
         if self._spent_day != today:
             self._spent = {}
             self._spent_day = today
+        return self._spent.setdefault(counter, {})
 
 
 def retry_after_header(wait_s: float) -> dict[str, str]:

@@ -2,6 +2,7 @@
 links it, once, within 10 minutes; anything else revokes it at WHOOP. SQLite and PostgreSQL."""
 
 import asyncio
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
@@ -199,3 +200,24 @@ async def test_two_users_linking_one_whoop_account_at_once_get_200_and_409(harne
     refused = next(a for a in answers if a.status_code == 409)
     assert refused.json()["code"] == "whoop_account_linked"
     assert await pending_rows(harness) == 0
+
+
+async def test_a_user_starts_at_most_ten_connections_a_utc_day(harness):
+    """Found by review: connect, complete, disconnect in a loop cost about 10 WHOOP requests a
+    round (profile, first backfill, revoke), none of them the user's quota."""
+    for _ in range(10):
+        assert (
+            await harness.client.post("/internal/auth/connect/user-1")
+        ).status_code == 200
+        harness.clock.advance(minutes=11)
+    refused = await harness.client.post("/internal/auth/connect/user-1")
+    assert refused.status_code == 429
+    assert refused.json()["code"] == "rate_limited"
+    midnight = harness.clock().replace(hour=0, minute=0, second=0) + timedelta(days=1)
+    assert int(refused.headers["retry-after"]) == int(
+        (midnight - harness.clock()).total_seconds()
+    )
+    harness.clock.now = midnight
+    assert (
+        await harness.client.post("/internal/auth/connect/user-1")
+    ).status_code == 200
