@@ -21,8 +21,16 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 async def stack(postgres_url, tmp_path):
+    # No sync cooldown: every read of a troubled user goes down its troubled path (with the
+    # cooldown, four of five would be answered from the database before trying WHOOP).
     async with AsyncExitStack() as s:
-        yield await make_stack(s, postgres_url, tmp_path, request_deadline_s=DEADLINE_S)
+        yield await make_stack(
+            s,
+            postgres_url,
+            tmp_path,
+            {"user_sync_cooldown_s": 0},
+            request_deadline_s=DEADLINE_S,
+        )
 
 
 async def connect(stack, user_id: str, **browser) -> int:
