@@ -154,17 +154,31 @@ class LocalBudget:
                 bisect.insort(log_, to)
 
     def preload(
-        self, minute: Iterable[float], day: Iterable[float], blocked_until: float = 0.0
+        self,
+        minute: Iterable[float],
+        day: Iterable[float],
+        blocked_until: float = 0.0,
+        *,
+        own_minute: Iterable[float] = (),
+        own_day: Iterable[float] = (),
     ) -> None:
-        """Count sends this budget did not grant (other budgets', or an estimate of them)."""
+        """Count sends this budget did not grant (other budgets', or an estimate of them);
+        `own_*`: those of them that count for the interactive caps too."""
         self._minute = collections.deque(sorted([*self._minute, *minute]))
         self._day = collections.deque(sorted([*self._day, *day]))
+        self._own_minute = collections.deque(sorted([*self._own_minute, *own_minute]))
+        self._own_day = collections.deque(sorted([*self._own_day, *own_day]))
         self._blocked_until = max(self._blocked_until, blocked_until)
 
     def sent_at(self) -> tuple[list[float], list[float]]:
         """The send times still in the minute window and in the day window, oldest first."""
         self._prune(self._clock())
         return list(self._minute), list(self._day)
+
+    def own_sent_at(self) -> tuple[list[float], list[float]]:
+        """`sent_at` of the sends counted for the interactive caps."""
+        self._prune(self._clock())
+        return list(self._own_minute), list(self._own_day)
 
     async def block_for(self, seconds: float) -> None:
         until = self._clock() + seconds

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import math
 import time
 import uuid
 from enum import StrEnum
@@ -28,6 +29,7 @@ from redis.exceptions import RedisError
 
 from whoop_service.whoop.budget import BudgetExhausted, Clock, LocalBudget, Sleep
 from whoop_service.whoop.ratelimit import (
+    BudgetLimits,
     Priority,
     fallback_preload,
     replica_share,
@@ -85,6 +87,9 @@ class FailoverBudget:
         self._seen: _Seen | None = None
         self._recent: collections.deque[float] = collections.deque()  # own sends
         self._offline: collections.deque[float] = collections.deque()  # not in Redis
+        # The same, of the sends that count for the interactive caps.
+        self._recent_own: collections.deque[float] = collections.deque()
+        self._offline_own: collections.deque[float] = collections.deque()
         self._blocked_until = 0.0
         self._local: LocalBudget | None = None
         self._rejoined_at = 0.0
@@ -138,13 +143,13 @@ class FailoverBudget:
                 if self._local is not local:
                     continue  # Redis failed again, or the rejoin ended, while this call waited
                 if self.mode is Mode.FALLBACK:
-                    self._sent(taken_at, offline=True)
+                    self._sent(taken_at, offline=True, priority=priority)
                     return
             if await self._take_shared(priority, deadline):
                 now = self._clock()
                 if local is not None and taken_at is not None:
                     local.move(taken_at, now)  # the shared windows held the send up
-                self._sent(now, offline=False)
+                self._sent(now, offline=False, priority=priority)
                 return
 
     async def _take_shared(self, priority: Priority, deadline: float | None) -> bool:
@@ -244,13 +249,19 @@ class FailoverBudget:
         _ = self.mode  # ends a rejoin that is over
         return self._local
 
-    def _sent(self, at: float, *, offline: bool) -> None:
+    def _sent(
+        self, at: float, *, offline: bool, priority: Priority | None = None
+    ) -> None:
         self.granted += 1
-        self._recent.append(at)
-        _prune(self._recent, at - self.limits.minute_window_s)
-        if offline:
-            self._offline.append(at)
-            _prune(self._offline, at - self.limits.day_window_s)
+        logs = [(self._recent, self._offline)]
+        if priority is not None and self.limits.own_caps(priority) is not None:
+            logs.append((self._recent_own, self._offline_own))
+        for recent, not_in_redis in logs:
+            recent.append(at)
+            _prune(recent, at - self.limits.minute_window_s)
+            if offline:
+                not_in_redis.append(at)
+                _prune(not_in_redis, at - self.limits.day_window_s)
 
     def _fall_back(self, error: BaseException | None) -> None:
         """Keep to this replica's share of the limits, from now until Redis answers again."""
@@ -285,10 +296,13 @@ class FailoverBudget:
             share, clock=self._clock, sleep=self._sleep, monotonic=self._monotonic
         )
         # Sends Redis never recorded (an earlier outage) are in no shared count: add them.
+        own_minute, own_day = self._interactive_preload(share, n, alone=alone, now=now)
         local.preload(
             [*preload.minute, *([] if alone else self._offline)],
             [now] * preload.day + list(self._offline),
             self._blocked_until,
+            own_minute=own_minute,
+            own_day=own_day,
         )
         self._mode, self._local, self._share_of = Mode.FALLBACK, local, n
         log.warning(
@@ -299,17 +313,50 @@ class FailoverBudget:
             error_type=type(error).__name__ if error else "redis_data_lost",
         )
 
+    def _interactive_preload(
+        self, share: BudgetLimits, n: int, *, alone: bool, now: float
+    ) -> tuple[list[float], list[float]]:
+        """What the share's interactive caps start with, so that an outage never grants users'
+        work a second share of any window (the interactive sends of the others are unseen)."""
+        caps = share.own_caps(Priority.INTERACTIVE)
+        whole = self.limits.own_caps(Priority.INTERACTIVE)
+        if caps is None or whole is None:
+            return [], []
+        window = self.limits.minute_window_s
+        if alone:
+            minute = [t for t in self._recent_own if t > now - window]
+            unseen = 0
+        else:
+            minute = [now] * caps[
+                0
+            ]  # the others may have filled it just before: wait it out
+            last_look = self._seen.at if self._seen else now
+            unseen = whole[0] * (math.floor(max(0.0, now - last_look) / window) + 1)
+        seen_at = self._seen.at if self._seen else now
+        seen_day = self._seen.usage.interactive_day_used if self._seen else 0
+        # This replica's own sends since that look are in no count it has seen yet.
+        own_since = sum(1 for t in self._recent_own if t >= seen_at)  # twice: safe
+        day = min(caps[1], math.ceil(min(whole[1], seen_day + own_since + unseen) / n))
+        return (
+            [*minute, *([] if alone else self._offline_own)],
+            [now] * day + list(self._offline_own),
+        )
+
     async def _rejoin(self) -> None:
         """Record in Redis what this replica sent on its share, then use the shared windows."""
         local = self._local
         assert local is not None
         now, lost = self._clock(), self._data_lost
+        window = self.limits.minute_window_s
         if lost:
             # Redis forgot every send: the share's preload stands in for the others'.
             minute, day = local.sent_at()
+            own_minute, own_day = local.own_sent_at()
         else:
-            minute = [t for t in self._offline if t > now - self.limits.minute_window_s]
+            minute = [t for t in self._offline if t > now - window]
             day = list(self._offline)
+            own_minute = [t for t in self._offline_own if t > now - window]
+            own_day = list(self._offline_own)
         self._mode, self._rejoined_at = Mode.REJOINING, now
         try:
             async with asyncio.timeout(self._redis_timeout_s):
@@ -318,6 +365,12 @@ class FailoverBudget:
                     [now - t for t in day],
                     self._blocked_until - now,
                 )
+                if own_minute or own_day:
+                    await self._shared.absorb(
+                        [now - t for t in own_minute],
+                        [now - t for t in own_day],
+                        interactive=True,
+                    )
         except REDIS_ERRORS as exc:
             self._fall_back(exc)
             return
@@ -326,6 +379,7 @@ class FailoverBudget:
             # Keeping what was just recorded too counts it twice at the next rejoin: safe.
             return
         self._offline.clear()  # sends since are in Redis: the mode was REJOINING
+        self._offline_own.clear()
         self._data_lost = False
         log.info("whoop.budget.shared_again", recorded=len(day), redis_data_lost=lost)
 

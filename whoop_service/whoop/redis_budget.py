@@ -94,9 +94,10 @@ return untl
 """
 )
 
-# KEYS: replicas zset, epoch key, minute zset, day zset.
+# KEYS: replicas zset, epoch key, minute zset, day zset, interactive day zset.
 # ARGV: replica id, alive window ms, a new epoch, minute window ms, day window ms, now.
-# Returns {replicas seen in the alive window, epoch, minute count, day count}. The epoch is set once
+# Returns {replicas seen in the alive window, epoch, minute count, day count, interactive day
+# count}. The epoch is set once
 # and changes only when Redis lost its data (a restart without persistence, a flush).
 _HEARTBEAT = (
     _NOW
@@ -113,8 +114,9 @@ if not epoch then
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[4]))
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[5]))
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - tonumber(ARGV[5]))
 return {redis.call('ZCARD', KEYS[1]), epoch, redis.call('ZCARD', KEYS[3]),
-        redis.call('ZCARD', KEYS[4])}
+        redis.call('ZCARD', KEYS[4]), redis.call('ZCARD', KEYS[5])}
 """
 )
 
@@ -150,6 +152,8 @@ class Usage(NamedTuple):
 
     minute_used: int
     day_used: int
+    # Of the day's, those counted for the interactive caps (as of the last heartbeat).
+    interactive_day_used: int = 0
 
 
 class Heartbeat(NamedTuple):
@@ -232,8 +236,8 @@ class RedisBudget:
 
     async def heartbeat(self, replica_id: str, alive_s: float) -> Heartbeat:
         """Say `replica_id` is alive; count the replicas seen in the last `alive_s`."""
-        replicas, epoch, minute, day = await self._heartbeat(
-            keys=[*self._registry, *self._keys[:2]],
+        replicas, epoch, minute, day, own_day = await self._heartbeat(
+            keys=[*self._registry, *self._keys[:2], self._own_keys[1]],
             args=[
                 replica_id,
                 int(alive_s * 1000),
@@ -242,7 +246,7 @@ class RedisBudget:
                 self._now(),
             ],
         )
-        self.usage = Usage(int(minute), int(day))
+        self.usage = Usage(int(minute), int(day), int(own_day))
         self.epoch = _text(epoch)
         return Heartbeat(int(replicas), self.epoch or "", self.usage)
 
@@ -251,11 +255,14 @@ class RedisBudget:
         minute_ages_s: Sequence[float],
         day_ages_s: Sequence[float],
         blocked_s: float = 0.0,
+        *,
+        interactive: bool = False,
     ) -> None:
-        """Record sends the shared windows never saw (made `*_ages_s` ago), and a block."""
+        """Record sends the shared windows never saw (made `*_ages_s` ago), and a block;
+        `interactive`: in the windows of the interactive caps instead."""
         ages = [int(a * 1000) for a in (*minute_ages_s, *day_ages_s)]
         await self._absorb(
-            keys=self._keys,
+            keys=[*self._own_keys, self._keys[2]] if interactive else self._keys,
             args=[
                 *self._windows_ms(),
                 max(0, int(blocked_s * 1000)),

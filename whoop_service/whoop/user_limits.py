@@ -114,7 +114,8 @@ class UserLimits:
             try:
                 async with asyncio.timeout(self._redis_timeout_s):
                     count = await self._spend_script(
-                        keys=[self._day_key(user_id, counter)], args=[cap, _DAY_KEY_TTL_S]
+                        keys=[self._day_key(user_id, counter)],
+                        args=[cap, _DAY_KEY_TTL_S],
                     )
                 self._redis_failing = False
                 if int(count) < 0:

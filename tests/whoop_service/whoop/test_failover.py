@@ -324,3 +324,55 @@ async def test_a_send_that_took_no_slot_counts_in_redis_and_in_the_share(server)
         # Alone, its own sends are the whole window: two counted, eight more fit.
         assert granted == LIMITS.per_minute - 2
     await admin.aclose()
+
+
+async def test_an_outage_never_grants_interactive_work_a_second_share(server):
+    """Found by review: the local share started with empty interactive windows, so users'
+    work could take the whole minute (and another 30 % of the day) once Redis failed, and
+    what it sent offline never reached Redis's interactive windows."""
+    vt = SettledTime()
+    prefix = f"test:{uuid.uuid4().hex}"
+    limits = BudgetLimits(
+        per_minute=10,
+        per_day=100,
+        minute_window_s=WINDOW_S,
+        interactive_shares=(0.5, 0.3),
+    )
+    redis = Redis.from_url(server.url)
+    interactive: list[float] = []
+
+    async def fill(budget: FailoverBudget) -> None:
+        """Interactive sends until the day's interactive cap stops them."""
+        while True:
+            try:
+                await budget.acquire(Priority.INTERACTIVE, deadline=vt.now + WINDOW_S)
+            except BudgetExhausted as exc:
+                if exc.wait_s > 3600:
+                    return
+                await vt.sleep(exc.wait_s)
+                continue
+            interactive.append(vt.now)
+
+    try:
+        async with replica(server, vt, prefix, limits=limits) as budget:
+            for _ in range(5):  # half the minute: the interactive cap
+                await budget.acquire(Priority.INTERACTIVE, deadline=vt.now + 1)
+                interactive.append(vt.now)
+            server.stop()
+            with pytest.raises(BudgetExhausted):
+                await budget.acquire(Priority.INTERACTIVE, deadline=vt.now + 1)
+            assert budget.mode is Mode.FALLBACK
+            for _ in range(4):  # the rest of the window is still the others'
+                await budget.acquire(Priority.WEBHOOK, deadline=vt.now + 1)
+            await vt.run(fill(budget))
+            assert len(interactive) == 30, "30 % of the day in all, outage or not"
+            assert max_in_any_window(interactive, WINDOW_S) == 5
+            server.start()
+            await vt.run(vt.sleep(5 * WINDOW_S))  # heartbeats: back on Redis
+            assert budget.mode is Mode.SHARED
+            recorded = await redis.zcard(f"{prefix}:interactive:day")
+            assert recorded == 30, "the offline interactive sends were recorded"
+            with pytest.raises(BudgetExhausted):
+                await budget.acquire(Priority.INTERACTIVE, deadline=vt.now + 1)
+    finally:
+        await redis.aclose()
