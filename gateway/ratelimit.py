@@ -11,7 +11,6 @@ limit), and the switch is logged once, as the Sahha cache does.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import Callable
@@ -23,9 +22,9 @@ from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from shared.errors import TooManyRequests
+from shared.redis_fallback import REDIS_ERRORS, RedisFallback
 
 log = structlog.get_logger()
 
@@ -66,10 +65,13 @@ class PublicRateLimiter:
                 connection_pool=redis.connection_pool,  # type: ignore[arg-type]
             )
             self._shared = SlidingWindowCounterRateLimiter(storage)
-        self._retry_s = retry_s
-        self._op_timeout_s = op_timeout_s
-        self._monotonic = monotonic
-        self._down_until: float | None = None  # None: Redis answered last time
+        self._redis_guard = RedisFallback(
+            "gateway.rate_limit",
+            retry_s=retry_s,
+            op_timeout_s=op_timeout_s,
+            errors=(StorageError, *REDIS_ERRORS),
+            monotonic=monotonic,
+        )
 
     @property
     def per_minute(self) -> int:
@@ -79,7 +81,7 @@ class PublicRateLimiter:
     @property
     def redis_available(self) -> bool:
         """False from a failed Redis call until one succeeds again."""
-        return self._down_until is None
+        return self._redis_guard.available
 
     async def check(self, user_id: str) -> None:
         """Count one request of `user_id`; raise `RateLimited` when it is over the limit."""
@@ -94,16 +96,12 @@ class PublicRateLimiter:
 
     async def _hit(self, user_id: str) -> int | None:
         """None when allowed, else the seconds until the next request would be."""
-        if self._shared is not None and self._redis_worth_asking():
-            try:
-                async with asyncio.timeout(self._op_timeout_s):
-                    result = await self._hit_with(self._shared, user_id)
-            except (StorageError, RedisError, OSError, TimeoutError) as exc:
-                self._mark_down(exc)
-            else:
-                if self._down_until is not None:
-                    log.info("gateway.rate_limit.redis_restored")
-                    self._down_until = None
+        shared = self._shared
+        if shared is not None:
+            answered, result = await self._redis_guard.call(
+                lambda: self._hit_with(shared, user_id)
+            )
+            if answered:
                 return result
         return await self._hit_with(self._local, user_id)
 
@@ -115,15 +113,3 @@ class PublicRateLimiter:
         stats = await limiter.get_window_stats(self._item, user_id)
         wait_s = math.ceil(stats.reset_time - time.time())
         return min(max(wait_s, 1), WINDOW_S)
-
-    def _redis_worth_asking(self) -> bool:
-        return self._down_until is None or self._monotonic() >= self._down_until
-
-    def _mark_down(self, exc: BaseException) -> None:
-        if self._down_until is None:
-            log.warning(
-                "gateway.rate_limit.redis_unavailable",
-                error_type=type(exc).__name__,
-                retry_s=self._retry_s,
-            )
-        self._down_until = self._monotonic() + self._retry_s

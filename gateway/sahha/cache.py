@@ -12,7 +12,6 @@ larger than one entry's share is not kept at all; every Redis key expires.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections import OrderedDict
@@ -24,9 +23,9 @@ from urllib.parse import quote
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from gateway.sahha.days import SahhaDay
+from shared.redis_fallback import RedisFallback
 from shared.time import Clock, require_aware, utc_now
 
 log = structlog.get_logger()
@@ -221,10 +220,12 @@ class RedisSahhaCache:
             fallback if fallback is not None else MemorySahhaCache(ttl_s, stale_ttl_s)
         )
         self._max_entry_bytes = max_entry_bytes
-        self._retry_s = retry_s
-        self._op_timeout_s = op_timeout_s
-        self._monotonic = monotonic
-        self._down_until: float | None = None  # None: Redis answered last time
+        self._redis_guard = RedisFallback(
+            "sahha.cache",
+            retry_s=retry_s,
+            op_timeout_s=op_timeout_s,
+            monotonic=monotonic,
+        )
 
     @property
     def ttl_s(self) -> float:
@@ -239,7 +240,7 @@ class RedisSahhaCache:
     @property
     def redis_available(self) -> bool:
         """False from a failed Redis call until one succeeds again."""
-        return self._down_until is None
+        return self._redis_guard.available
 
     def key_of(self, key: CacheKey) -> str:
         """The Redis key of an entry (the externalId quoted: keys stay printable and `:`-split)."""
@@ -278,21 +279,4 @@ class RedisSahhaCache:
 
     async def _call(self, make: Callable[[], Awaitable[T]]) -> tuple[bool, T | None]:
         """(True, the result), or (False, None) when Redis failed now or lately (not asked)."""
-        if self._down_until is not None and self._monotonic() < self._down_until:
-            return False, None
-        try:
-            async with asyncio.timeout(self._op_timeout_s):
-                result = await make()
-        except (RedisError, OSError, TimeoutError) as exc:
-            if self._down_until is None:
-                log.warning(
-                    "sahha.cache.redis_unavailable",
-                    error_type=type(exc).__name__,
-                    retry_s=self._retry_s,
-                )
-            self._down_until = self._monotonic() + self._retry_s
-            return False, None
-        if self._down_until is not None:
-            log.info("sahha.cache.redis_restored")
-            self._down_until = None
-        return True, result
+        return await self._redis_guard.call(make)

@@ -25,8 +25,8 @@ from types import TracebackType
 from typing import NamedTuple
 
 import structlog
-from redis.exceptions import RedisError
 
+from shared.redis_fallback import REDIS_ERRORS
 from whoop_service.whoop.budget import BudgetExhausted, Clock, LocalBudget, Sleep
 from whoop_service.whoop.ratelimit import (
     BudgetLimits,
@@ -37,9 +37,6 @@ from whoop_service.whoop.ratelimit import (
 from whoop_service.whoop.redis_budget import Heartbeat, RedisBudget, Usage
 
 log = structlog.get_logger()
-
-# What an unreachable, hung or confused Redis raises (or our own time limit on a call).
-REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 
 
 class Mode(StrEnum):

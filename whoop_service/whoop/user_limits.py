@@ -21,14 +21,13 @@ from datetime import date, datetime, timedelta
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
+from shared.redis_fallback import REDIS_ERRORS
 from shared.time import Clock, utc_now
 from whoop_service.whoop.budget import BudgetExhausted
 
 log = structlog.get_logger()
 
-REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 # A day's counter outlives its day by one, for replicas whose clocks disagree a little.
 _DAY_KEY_TTL_S = 2 * 86_400
 # Local cooldowns are swept once this many accumulate (they are short-lived anyway).
