@@ -134,7 +134,9 @@ class _LimitedRequest:
                 message = await self._receive()
         except TimeoutError:
             if self._started:
-                raise BodyTooLarge from None
+                # The app answers already (its answer closes the connection): it sees the
+                # client as gone, and ends its answer itself.
+                return {"type": "http.disconnect"}
             self._refused = True
             await self._limit._too_slow(self._scope, self._receive, self._send)
             raise BodyTooLarge from None

@@ -310,3 +310,24 @@ async def test_a_client_leaving_mid_body_is_no_server_error():
     assert reached == ["raw"]
     assert statuses == [400]
     assert json.loads(body)["code"] == "client_disconnected"
+
+
+async def test_a_body_still_trickling_after_the_answer_began_ends_as_a_disconnect():
+    """Review: raising into an app that answers already left its answer unfinished (one
+    server error line per abusive request); it now sees the client leave and ends it."""
+
+    async def answers_then_reads(scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        await send({"type": "http.response.body", "body": b"done"})
+
+    sent = await call(
+        BodySizeLimitMiddleware(answers_then_reads, read_timeout_s=0.2),
+        "/stream",
+        Trickle(60_000, chunk=10),
+        headers=[(b"transfer-encoding", b"chunked")],
+    )
+    assert status_and_body(sent) == ([200], b"done")
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    assert dict(start["headers"])[b"connection"] == b"close"

@@ -369,12 +369,16 @@ class ConnectFlow:
     ) -> bool:
         """True when WHOOP revoked the grant, or there is nothing it should revoke."""
         async with self._sessions() as session:
-            linked = await ConnectionRepository(session).get_connection_by_whoop_user(
-                pending.whoop_user_id
+            repo = ConnectionRepository(session)
+            linked = await repo.get_connection_by_whoop_user(pending.whoop_user_id)
+            newer = await repo.has_newer_pending_grant(
+                pending.whoop_user_id, pending.created_at
             )
-        if linked is not None and linked.status is ConnectionStatus.CONNECTED:
+        if newer or (
+            linked is not None and linked.status is ConnectionStatus.CONNECTED
+        ):
             # WHOOP revokes a member's access to the app as a whole: that would cut this live
-            # connection too. The pending tokens are only forgotten.
+            # connection (or the newer flow) too. The pending tokens are only forgotten.
             return True
         if pending.access_expires_at <= self._clock():
             return True  # the access token is dead; WHOOP has nothing live to revoke with it

@@ -272,6 +272,20 @@ class ConnectionRepository:
         )
         return int(getattr(result, "rowcount", 0) or 0)
 
+    async def has_newer_pending_grant(
+        self, whoop_user_id: int, created_at: datetime
+    ) -> bool:
+        """Whether a later flow of the same WHOOP member is pending (whoever started it)."""
+        pending = t.pending_grants.c
+        stmt = (
+            select(pending.completion_hash)
+            .where(
+                pending.whoop_user_id == whoop_user_id, pending.created_at > created_at
+            )
+            .limit(1)
+        )
+        return (await self._session.execute(stmt)).first() is not None
+
     async def delete_pending_grant(self, completion_hash: str) -> bool:
         result = await self._session.execute(
             delete(t.pending_grants).where(

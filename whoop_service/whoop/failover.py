@@ -332,7 +332,7 @@ class FailoverBudget:
         seen_at = self._seen.at if self._seen else now
         seen_day = self._seen.usage.interactive_day_used if self._seen else 0
         # This replica's own sends since that look are in no count it has seen yet.
-        own_since = sum(1 for t in self._recent_own if t >= seen_at)  # twice: safe
+        own_since = sum(1 for t in self._recent_own if t > seen_at)
         day = min(caps[1], math.ceil(min(whole[1], seen_day + own_since + unseen) / n))
         return (
             [*minute, *([] if alone else self._offline_own)],

@@ -36,7 +36,7 @@ end
 # ARGV: minute window ms, day window ms, minute cap, day cap, member, now, then the own minute cap
 # and own day cap (0: the priority has none).
 # Returns {0 when a slot was taken, else the ms until one may be free; minute count; day count;
-# epoch (see _HEARTBEAT) or nil}.
+# epoch (see _HEARTBEAT) or nil; interactive day count}.
 _ACQUIRE = (
     _NOW
     + """
@@ -45,9 +45,9 @@ local mw, dw = tonumber(ARGV[1]), tonumber(ARGV[2])
 local own_m, own_d = tonumber(ARGV[7]), tonumber(ARGV[8])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - mw)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - dw)
+redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - dw)
 if own_m > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - mw)
-  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - dw)
 end
 local function wait(key, window, cap)
   local n = redis.call('ZCARD', key)
@@ -78,7 +78,7 @@ if w == 0 then
   end
 end
 return {w, redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2]),
-        redis.call('GET', KEYS[4])}
+        redis.call('GET', KEYS[4]), redis.call('ZCARD', KEYS[6])}
 """
 )
 
@@ -208,11 +208,11 @@ class RedisBudget:
         minute_cap, day_cap = self.limits.caps(priority)
         own = self.limits.own_caps(priority) or (0, 0)
         args: list[Any] = [*self._windows_ms(), minute_cap, day_cap]
-        wait_ms, minute, day, epoch = await self._acquire(
+        wait_ms, minute, day, epoch, own_day = await self._acquire(
             keys=[*self._keys, self._registry[1], *self._own_keys],
             args=[*args, uuid.uuid4().hex, self._now(), *own],
         )
-        self.usage = Usage(int(minute), int(day))
+        self.usage = Usage(int(minute), int(day), int(own_day))
         self.epoch = _text(epoch)
         if int(wait_ms) <= 0:
             self.granted += 1

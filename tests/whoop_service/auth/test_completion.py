@@ -221,3 +221,20 @@ async def test_a_user_starts_at_most_ten_connections_a_utc_day(harness):
     assert (
         await harness.client.post("/internal/auth/connect/user-1")
     ).status_code == 200
+
+
+async def test_a_stale_grant_is_not_revoked_while_a_newer_flow_of_the_member_is_pending(
+    harness,
+):
+    """Review: revoking the stale grant would revoke the member's newer flow as well."""
+    whoop_user = harness.whoop.add_user(history_days=3).user_id
+    await harness.exchange("user-a", sandbox_user_id=str(whoop_user))
+    harness.clock.advance(minutes=9)
+    newer = (await harness.exchange("user-b", sandbox_user_id=str(whoop_user))).json()
+    harness.clock.advance(minutes=2)  # only the first is past its 10 minutes
+    assert await harness.app.state.connect_flow.expire_pending() == 1
+    assert revokes(harness) == 0
+    linked = await complete(harness, newer["completion"], "user-b")
+    assert linked.status_code == 200, linked.text
+    token = await harness.app.state.tokens.get_access_token("user-b")
+    assert await harness.whoop_accepts(token)

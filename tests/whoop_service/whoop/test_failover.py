@@ -376,3 +376,43 @@ async def test_an_outage_never_grants_interactive_work_a_second_share(server):
                 await budget.acquire(Priority.INTERACTIVE, deadline=vt.now + 1)
     finally:
         await redis.aclose()
+
+
+async def test_the_days_interactive_sends_seen_at_any_shared_slot_survive_an_outage(
+    server,
+):
+    """Review: each shared slot's answer reset the known interactive day count to 0, so an
+    outage soon after busy hours granted users' work another 30 % of the day."""
+    vt = SettledTime()
+    prefix = f"test:{uuid.uuid4().hex}"
+    limits = BudgetLimits(
+        per_minute=10,
+        per_day=100,
+        minute_window_s=WINDOW_S,
+        interactive_shares=(0.5, 0.3),
+    )
+    sent = 0
+
+    async def fill(budget: FailoverBudget) -> None:
+        nonlocal sent
+        while True:
+            try:
+                await budget.acquire(Priority.INTERACTIVE, deadline=vt.now + WINDOW_S)
+            except BudgetExhausted as exc:
+                if exc.wait_s > 3600:
+                    return
+                await vt.sleep(exc.wait_s)
+                continue
+            sent += 1
+
+    # No heartbeat after the first: the last look at Redis is a slot's answer.
+    async with replica(server, vt, prefix, heartbeat_s=10_000, limits=limits) as budget:
+        await vt.run(fill(budget))
+        assert sent == 30
+        assert budget.mode is Mode.SHARED
+        server.stop()
+        await vt.run(vt.sleep(2 * WINDOW_S))
+        with pytest.raises(BudgetExhausted) as err:
+            await budget.acquire(Priority.INTERACTIVE, deadline=vt.now + WINDOW_S)
+        assert budget.mode is Mode.FALLBACK
+        assert err.value.wait_s > 3600, "the day's interactive share stays spent"
