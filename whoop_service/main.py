@@ -141,6 +141,10 @@ async def _start(
         settings.user_whoop_requests_per_day,
         redis=redis,
         clock=overrides.clock,
+        # While Redis is down each replica keeps its share, as the budget does.
+        replicas=(lambda: budget.replicas)
+        if isinstance(budget, FailoverBudget)
+        else None,
     )
     if isinstance(budget, FailoverBudget):
         readiness["redis"] = budget.redis_state

@@ -7,16 +7,19 @@
 - Connect flows per UTC day: each approved flow costs calls every user shares (the code exchange,
   the profile, the first backfill, a revoke), so a user looping connect and disconnect is bounded.
 
-With Redis both are shared by every replica (a key with a TTL for the cooldown, a counter per UTC
-day for the quota). When Redis fails, each replica keeps the limits in-process until it answers
-again, as the rate budget falls back to a local share: a user may then get one cooldown and one
-quota per replica, still far from the app-wide budget, whose interactive caps hold regardless.
+With Redis they are shared by every replica (a key with a TTL for the cooldown, a counter per UTC
+day for the others). When Redis fails, each replica keeps an equal share of them in-process until
+Redis answers again, as the rate budget does (`replicas` tells how many replicas share): the
+quotas divided by the replicas, the cooldown multiplied by them. What was counted in Redis before
+the outage is not known to the shares, so a user may get up to one more day's quota in all; the
+app-wide budget, whose interactive caps hold regardless, bounds that.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
 import structlog
@@ -66,7 +69,10 @@ class UserLimits:
         prefix: str = "whoop:user",
         clock: Clock = utc_now,
         redis_timeout_s: float = 0.5,
+        replicas: Callable[[], int | None] | None = None,
     ) -> None:
+        """`replicas`: how many replicas share the limits (the budget's count), for the shares
+        kept while Redis is down."""
         self.cooldown_s = cooldown_s
         self.per_day = per_day
         self.connects_per_day = connects_per_day
@@ -75,6 +81,7 @@ class UserLimits:
         self._prefix = prefix
         self._clock = clock
         self._redis_timeout_s = redis_timeout_s
+        self._replicas = replicas
         self._cooldown_until: dict[str, datetime] = {}
         self._spent: dict[str, dict[str, int]] = {}  # per counter, per user, today
         self._spent_day: date | None = None
@@ -96,7 +103,8 @@ class UserLimits:
     async def quota_wait_s(self, user_id: str) -> float:
         """0 while the user may still make interactive WHOOP requests today, else the seconds
         until the next UTC day."""
-        if await self._spent_today(user_id) < self.per_day:
+        spent, cap = await self._spent_today(user_id)
+        if spent < cap:
             return 0.0
         return seconds_to_next_utc_day(self._clock())
 
@@ -124,7 +132,7 @@ class UserLimits:
                 self._fell_back(exc)
         counts = self._today(counter)
         spent = counts.get(user_id, 0)
-        if spent >= cap:
+        if spent >= self._share(cap):
             raise UserQuotaExceeded(seconds_to_next_utc_day(self._clock()))
         counts[user_id] = spent + 1
 
@@ -145,16 +153,17 @@ class UserLimits:
         # -2: it just expired, -1: no TTL (cannot happen here): try again in a moment.
         return max(int(left_ms), 1) / 1000
 
-    async def _spent_today(self, user_id: str) -> int:
+    async def _spent_today(self, user_id: str) -> tuple[int, int]:
+        """(requests counted today, the quota they count against)."""
         if self._redis is not None:
             try:
                 async with asyncio.timeout(self._redis_timeout_s):
                     value = await self._redis.get(self._day_key(user_id))
                 self._redis_failing = False
-                return int(value or 0)
+                return int(value or 0), self.per_day
             except REDIS_ERRORS as exc:
                 self._fell_back(exc)
-        return self._today("requests").get(user_id, 0)
+        return self._today("requests").get(user_id, 0), self._share(self.per_day)
 
     def _fell_back(self, exc: BaseException) -> None:
         if not self._redis_failing:
@@ -165,6 +174,15 @@ class UserLimits:
 
     # --- in-process ---------------------------------------------------------------------------
 
+    def _sharers(self) -> int:
+        """Replicas that share the limits while each keeps them in-process (1 without Redis)."""
+        if self._redis is None or self._replicas is None:
+            return 1
+        return max(1, self._replicas() or 1)
+
+    def _share(self, cap: int) -> int:
+        return max(1, math.ceil(cap / self._sharers()))
+
     def _start_local(self, user_id: str) -> float:
         now = self._clock()
         until = self._cooldown_until.get(user_id)
@@ -174,7 +192,8 @@ class UserLimits:
             self._cooldown_until = {
                 u: t for u, t in self._cooldown_until.items() if t > now
             }
-        self._cooldown_until[user_id] = now + timedelta(seconds=self.cooldown_s)
+        cooldown_s = self.cooldown_s * self._sharers()
+        self._cooldown_until[user_id] = now + timedelta(seconds=cooldown_s)
         return 0.0
 
     def _today(self, counter: str) -> dict[str, int]:

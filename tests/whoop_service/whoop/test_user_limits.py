@@ -99,3 +99,25 @@ async def test_an_unreachable_redis_falls_back_to_limits_in_process():
         assert await limits.quota_wait_s("u1") > 0
     finally:
         await dead.aclose()
+
+
+async def test_while_redis_is_down_each_replica_keeps_its_share():
+    """As the rate budget does: two replicas each allow half the quota, and one sync per two
+    cooldowns, so together they keep to the limits."""
+    dead = Redis.from_url(
+        f"redis://127.0.0.1:{free_port()}/0",
+        socket_timeout=0.2,
+        socket_connect_timeout=0.2,
+    )
+    clock = MutableClock(EVENING)
+    limits = UserLimits(60, 5, redis=dead, clock=clock, replicas=lambda: 2)
+    try:
+        assert await limits.start_sync("u1") == 0
+        assert await limits.start_sync("u1") == pytest.approx(120)
+        for _ in range(3):  # ceil(5 / 2)
+            await limits.spend("u1")
+        with pytest.raises(UserQuotaExceeded):
+            await limits.spend("u1")
+        assert await limits.quota_wait_s("u1") == 2 * 3600
+    finally:
+        await dead.aclose()
