@@ -251,6 +251,8 @@ class DataReader:
                 view, "A WHOOP token refresh is under way; showing stored data."
             ), connection
         except BudgetExhausted:
+            # A job took the user's sync between the check above and now: it did not run.
+            await self._limits.cancel_sync(user_id)
             return self._stored(view, SYNC_RUNNING), connection
         async with self._sessions() as session:
             fresh_states = await RecordRepository(session).list_sync_states(user_id)

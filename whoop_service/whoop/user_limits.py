@@ -100,6 +100,16 @@ class UserLimits:
                 self._fell_back(exc)
         return self._start_local(user_id)
 
+    async def cancel_sync(self, user_id: str) -> None:
+        """Give back a cooldown just started for a sync that could not run."""
+        self._cooldown_until.pop(user_id, None)
+        if self._redis is not None:
+            try:
+                async with asyncio.timeout(self._redis_timeout_s):
+                    await self._redis.delete(self._cooldown_key(user_id))
+            except REDIS_ERRORS as exc:
+                self._fell_back(exc)
+
     async def quota_wait_s(self, user_id: str) -> float:
         """0 while the user may still make interactive WHOOP requests today, else the seconds
         until the next UTC day."""
@@ -138,12 +148,15 @@ class UserLimits:
 
     # --- Redis --------------------------------------------------------------------------------
 
+    def _cooldown_key(self, user_id: str) -> str:
+        return f"{self._prefix}:{user_id}:cooldown"
+
     def _day_key(self, user_id: str, counter: str = "requests") -> str:
         return f"{self._prefix}:{user_id}:{counter}:{self._clock().date().isoformat()}"
 
     async def _start_shared(self, user_id: str) -> float:
         assert self._redis is not None
-        key = f"{self._prefix}:{user_id}:cooldown"
+        key = self._cooldown_key(user_id)
         ms = max(1, int(self.cooldown_s * 1000))
         started = await self._redis.set(key, "1", nx=True, px=ms)
         self._redis_failing = False

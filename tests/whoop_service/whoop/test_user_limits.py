@@ -121,3 +121,26 @@ async def test_while_redis_is_down_each_replica_keeps_its_share():
         assert await limits.quota_wait_s("u1") == 2 * 3600
     finally:
         await dead.aclose()
+
+
+async def cooldown_given_back(redis) -> None:
+    limits = UserLimits(
+        60,
+        100,
+        redis=redis,
+        prefix=f"test:{uuid.uuid4().hex}",
+        clock=MutableClock(EVENING),
+    )
+    assert await limits.start_sync("u1") == 0
+    assert await limits.start_sync("u1") > 0
+    await limits.cancel_sync("u1")
+    assert await limits.start_sync("u1") == 0
+
+
+async def test_a_cooldown_given_back_lets_the_next_sync_run():
+    await cooldown_given_back(None)
+
+
+@pytest.mark.redis
+async def test_a_cooldown_given_back_in_redis_lets_the_next_sync_run(redis):
+    await cooldown_given_back(redis)
