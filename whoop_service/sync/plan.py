@@ -68,7 +68,9 @@ def plan_window(
         return Window(start=earliest, end=now, incremental=True)
     start = min(watermark - policy.overlap, now)
     if oldest_pending is not None and oldest_pending < start:
-        start = max(oldest_pending, earliest)
+        # Reach back for a pending record, but no further than a first sync would; never
+        # later than the watermark asks (an old watermark's gap must still be fetched).
+        start = min(start, max(oldest_pending, earliest))
     return Window(start=start, end=now, incremental=True)
 
 

@@ -301,3 +301,15 @@ def test_nothing_granted_means_nothing_to_sync():
     statuses = type_statuses({}, NOW, POLICY, granted=())
     assert {s.status for s in statuses.values()} == {"not_granted"}
     assert not any(s.needs_sync for s in statuses.values())
+
+
+def test_a_pending_record_never_shortens_the_window_of_an_old_watermark():
+    """Found by these tests: with a watermark older than a first sync's reach, a pending record
+    moved the start later, and the records in between were never fetched."""
+    now = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    old = now - timedelta(days=60)
+    without = plan_window(old, now, SyncPolicy())
+    with_pending = plan_window(
+        old, now, SyncPolicy(), oldest_pending=now - timedelta(days=90)
+    )
+    assert with_pending.start == without.start
