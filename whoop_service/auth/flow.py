@@ -58,17 +58,11 @@ from whoop_service.whoop.errors import (
 )
 from whoop_service.whoop.oauth import WhoopOAuth, build_authorize_url, make_pkce_pair
 from whoop_service.whoop.ratelimit import Priority
-from whoop_service.whoop.user_limits import (
-    UserLimits,
-    UserQuotaExceeded,
-    retry_after_header,
-)
+from whoop_service.whoop.user_limits import UserLimits, retry_after_header
 
 log = structlog.get_logger()
 
 STATE_TTL = timedelta(minutes=10)
-# Connect flows a user may start within STATE_TTL (their states, used or not, count).
-MAX_FLOWS = 5
 # How long an exchanged grant waits for its user to complete the link (CONTRACT.md §8).
 COMPLETION_TTL = timedelta(minutes=10)
 # A pending grant WHOOP would not revoke is forgotten after this long all the same.
@@ -129,10 +123,17 @@ class ConnectFlow:
         """A fresh authorization URL with a single-use state bound to the user.
 
         Each approved flow costs WHOOP calls every user shares (the exchange, the profile, the
-        first backfill, a revoke): a user starts at most MAX_FLOWS in STATE_TTL, and at most
-        the limits' connects a UTC day (429 `rate_limited`)."""
+        first backfill, a revoke): the limits allow a user a few flows in 10 minutes and a UTC
+        day (429 `rate_limited`)."""
         if self._oauth is None or self._client_id is None:
             raise WhoopNotConfigured("WHOOP credentials are not configured.")
+        if self._limits is not None:
+            wait_s = await self._limits.start_connect(user_id)
+            if wait_s > 0:
+                raise TooManyRequests(
+                    "Too many WHOOP connections were started lately; try again later.",
+                    headers=retry_after_header(wait_s),
+                )
         state = secrets.token_urlsafe(32)
         verifier, challenge = make_pkce_pair()
         now = self._clock()
@@ -140,25 +141,7 @@ class ConnectFlow:
         async with self._sessions() as session:
             repo = ConnectionRepository(session)
             await repo.delete_expired_states(now)
-            started = await repo.list_state_times(user_id)
-            await session.commit()
-        if len(started) >= MAX_FLOWS:
-            wait_s = (started[-MAX_FLOWS] + STATE_TTL - now).total_seconds()
-            raise TooManyRequests(
-                f"At most {MAX_FLOWS} WHOOP connections may be started in "
-                f"{STATE_TTL.seconds // 60} minutes.",
-                headers=retry_after_header(wait_s),
-            )
-        if self._limits is not None:
-            try:
-                await self._limits.start_connect(user_id)
-            except UserQuotaExceeded as exc:
-                raise TooManyRequests(
-                    "Too many WHOOP connections were started today; try again tomorrow.",
-                    headers=retry_after_header(exc.wait_s),
-                ) from None
-        async with self._sessions() as session:
-            await ConnectionRepository(session).save_state(
+            await repo.save_state(
                 hash_state(state),
                 user_id,
                 self._cipher.encrypt(user_id, "pkce", verifier),

@@ -201,15 +201,6 @@ class ConnectionRepository:
         )
         return getattr(result, "rowcount", 0) == 1
 
-    async def list_state_times(self, user_id: str) -> list[datetime]:
-        """When each of the user's stored states was made (expired ones are deleted first)."""
-        stmt = (
-            select(t.oauth_states.c.created_at)
-            .where(t.oauth_states.c.user_id == user_id)
-            .order_by(t.oauth_states.c.created_at)
-        )
-        return list((await self._session.execute(stmt)).scalars())
-
     async def delete_expired_states(self, now: datetime) -> None:
         await self._session.execute(
             delete(t.oauth_states).where(t.oauth_states.c.expires_at <= now)

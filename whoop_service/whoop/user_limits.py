@@ -36,6 +36,16 @@ _DAY_KEY_TTL_S = 2 * 86_400
 # Local cooldowns are swept once this many accumulate (they are short-lived anyway).
 _SWEEP_AT = 10_000
 
+# KEYS: the user's counter for a fixed window. ARGV: the cap, the window in ms.
+# Returns {the count after this one, 0}, or {-1, ms until the window ends} when it was full.
+_WINDOW = """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n >= tonumber(ARGV[1]) then return {-1, redis.call('PTTL', KEYS[1])} end
+n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2])) end
+return {n, 0}
+"""
+
 # KEYS: the user's counter for the day. ARGV: the quota, the key's TTL in seconds.
 # Returns the count after this request, or -1 when the quota was already spent (not counted).
 _SPEND = """
@@ -65,6 +75,8 @@ class UserLimits:
         per_day: int,
         *,
         connects_per_day: int = 10,
+        connects_per_window: int = 5,
+        connect_window_s: float = 600.0,
         redis: Redis | None = None,
         prefix: str = "whoop:user",
         clock: Clock = utc_now,
@@ -76,13 +88,19 @@ class UserLimits:
         self.cooldown_s = cooldown_s
         self.per_day = per_day
         self.connects_per_day = connects_per_day
+        self.connects_per_window = connects_per_window
+        self.connect_window_s = connect_window_s
         self._redis = redis
         self._spend_script = redis.register_script(_SPEND) if redis else None
+        self._window_script = redis.register_script(_WINDOW) if redis else None
         self._prefix = prefix
         self._clock = clock
         self._redis_timeout_s = redis_timeout_s
         self._replicas = replicas
         self._cooldown_until: dict[str, datetime] = {}
+        self._windows: dict[
+            str, tuple[int, datetime]
+        ] = {}  # user: (count, window's end)
         self._spent: dict[str, dict[str, int]] = {}  # per counter, per user, today
         self._spent_day: date | None = None
         self._redis_failing = False
@@ -122,9 +140,41 @@ class UserLimits:
         """Count one interactive WHOOP data request; UserQuotaExceeded when none is left."""
         await self._count(user_id, "requests", self.per_day)
 
-    async def start_connect(self, user_id: str) -> None:
-        """Count one connect flow started today; UserQuotaExceeded when none is left."""
-        await self._count(user_id, "connects", self.connects_per_day)
+    async def start_connect(self, user_id: str) -> float:
+        """Count one connect flow: 0 when it may start, else the seconds until one may (at most
+        `connects_per_window` in `connect_window_s`, and `connects_per_day` a UTC day)."""
+        wait_s = await self._window_count(user_id)
+        if wait_s > 0:
+            return wait_s
+        try:
+            await self._count(user_id, "connects", self.connects_per_day)
+        except UserQuotaExceeded as exc:
+            return exc.wait_s
+        return 0.0
+
+    async def _window_count(self, user_id: str) -> float:
+        cap = self.connects_per_window
+        if self._redis is not None and self._window_script is not None:
+            try:
+                async with asyncio.timeout(self._redis_timeout_s):
+                    count, left_ms = await self._window_script(
+                        keys=[f"{self._prefix}:{user_id}:connects-window"],
+                        args=[cap, max(1, int(self.connect_window_s * 1000))],
+                    )
+                self._redis_failing = False
+                return 0.0 if int(count) >= 0 else max(int(left_ms), 1) / 1000
+            except REDIS_ERRORS as exc:
+                self._fell_back(exc)
+        now = self._clock()
+        count, ends = self._windows.get(user_id, (0, now))
+        if ends <= now:
+            count, ends = 0, now + timedelta(seconds=self.connect_window_s)
+        if count >= self._share(cap):
+            return max((ends - now).total_seconds(), 0.001)
+        if len(self._windows) >= _SWEEP_AT:
+            self._windows = {u: w for u, w in self._windows.items() if w[1] > now}
+        self._windows[user_id] = (count + 1, ends)
+        return 0.0
 
     async def _count(self, user_id: str, counter: str, cap: int) -> None:
         if self._redis is not None and self._spend_script is not None:

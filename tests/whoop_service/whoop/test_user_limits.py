@@ -1,6 +1,7 @@
 """Per-user cooldown and daily quota (CONTRACT.md §9): in-process, shared through Redis, and
 in-process again while Redis is down."""
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -144,3 +145,29 @@ async def test_a_cooldown_given_back_lets_the_next_sync_run():
 @pytest.mark.redis
 async def test_a_cooldown_given_back_in_redis_lets_the_next_sync_run(redis):
     await cooldown_given_back(redis)
+
+
+async def twelve_connects_at_once(redis) -> list[float]:
+    limits = UserLimits(
+        60,
+        100,
+        redis=redis,
+        prefix=f"test:{uuid.uuid4().hex}",
+        clock=MutableClock(EVENING),
+    )
+    return await asyncio.gather(*(limits.start_connect("u1") for _ in range(12)))
+
+
+async def test_connect_flows_started_at_once_keep_to_five_in_ten_minutes():
+    """Review: the count of a user's flows and the new flow were not one step, so concurrent
+    starts all passed."""
+    waits = await twelve_connects_at_once(None)
+    assert waits.count(0.0) == 5
+    assert all(0 < w <= 600 for w in waits if w)
+
+
+@pytest.mark.redis
+async def test_connect_flows_started_at_once_on_redis_keep_to_five(redis):
+    waits = await twelve_connects_at_once(redis)
+    assert waits.count(0.0) == 5
+    assert all(599 < w <= 600 for w in waits if w)
