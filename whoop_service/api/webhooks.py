@@ -9,14 +9,13 @@ from fastapi.responses import JSONResponse
 from shared.contracts import WebhookReceipt
 from shared.errors import Unauthorized, ValidationFailed
 from shared.problems import problem_responses
-from whoop_service.db.jobs import JobRepository
+from whoop_service.webhooks import intake
 from whoop_service.webhooks.verify import (
     EventMalformed,
     SignatureRejected,
     parse_event,
     verify,
 )
-from whoop_service.whoop.ratelimit import Priority
 
 log = structlog.get_logger()
 router = APIRouter(tags=["webhooks"])
@@ -64,26 +63,9 @@ async def whoop_webhook(request: Request) -> JSONResponse:
         raise ValidationFailed.for_field(
             "", str(exc), location="body", detail="The webhook is not a WHOOP event."
         ) from None
-    clock = request.app.state.clock
-    async with request.app.state.sessions() as session:
-        repo = JobRepository(session)
-        new = await repo.add_event(
-            event.trace_id, event.whoop_user_id, event.type, event.object_id, clock()
-        )
-        if new:
-            await repo.enqueue(
-                "webhook",
-                {
-                    "whoop_user_id": event.whoop_user_id,
-                    "object_id": event.object_id,
-                    "type": event.type,
-                    "trace_id": event.trace_id,
-                },
-                priority=int(Priority.WEBHOOK),
-                now=clock(),
-                dedupe_key=f"webhook:{event.trace_id}",
-            )
-        await session.commit()
+    new = await intake.take_in(
+        request.app.state.sessions, event, request.app.state.clock()
+    )
     if new:
         request.app.state.worker.notify()
     log.info("whoop.webhook.received", type=event.type, duplicate=not new)
