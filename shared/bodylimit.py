@@ -124,9 +124,8 @@ class _LimitedRequest:
         if self._refused:
             return {"type": "http.disconnect"}
         if self._body_done:
-            return (
-                await self._receive()
-            )  # after the body: waiting for a disconnect is fine
+            # After the body: waiting for a disconnect is fine.
+            return await self._receive()
         if self._deadline is None:
             self._deadline = time.monotonic() + self._limit.read_timeout_s
         try:

@@ -45,9 +45,8 @@ def local(instant: datetime, offset: str) -> datetime:
     try:
         tz = parse_utc_offset(offset)
     except ValueError:
-        tz = parse_utc_offset(
-            "Z"
-        )  # an unreadable offset: UTC rather than dropping the record
+        # An unreadable offset: UTC rather than dropping the record.
+        tz = parse_utc_offset("Z")
     return instant.astimezone(tz)
 
 

@@ -242,9 +242,8 @@ async def _start_loops(
     async def shut_down() -> None:
         stop.set()
         _, pending = await asyncio.wait(loops, timeout=30) if loops else (set(), set())
-        for (
-            task
-        ) in pending:  # a job still running after 30 s is claimed again after its lease
+        # A job still running after 30 s is claimed again after its lease.
+        for task in pending:
             task.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
 

@@ -152,9 +152,8 @@ async def _sahha_source(
 ) -> dict[str, Any]:
     try:
         profile = await sahha.fetch_profile(user_id, deadline=deadline)
-    except (
-        Exception
-    ) as exc:  # any failure is reported as the source's status, never a 500
+    except Exception as exc:
+        # Any failure is reported as the source's status, never a 500.
         log.warning("gateway.sources.sahha_failed", error_type=type(exc).__name__)
         return {"connected": None, "status": "unavailable", "last_data_at": None}
     if profile is None:

@@ -38,9 +38,8 @@ DEFAULT_MAX_BYTES: Final = 64 * 1024 * 1024
 MAX_ENTRY_BYTES: Final = 1024 * 1024
 # What an in-process entry costs besides its JSON: key, dates, tuple and the dict's slot, roughly.
 ENTRY_OVERHEAD_BYTES: Final = 512
-_FORMAT: Final = (
-    1  # bump when the JSON shape changes; older entries then read as misses
-)
+# Bump when the JSON shape changes; older entries then read as misses.
+_FORMAT: Final = 1
 
 
 @dataclass(frozen=True)
@@ -268,9 +267,8 @@ class RedisSahhaCache:
                 max_entry_bytes=self._max_entry_bytes,
             )
             await self._call(lambda: self._redis.delete(redis_key))
-            await self._fallback.put(
-                key, value
-            )  # drops its own older copy, keeps nothing
+            # The fallback drops its own older copy and keeps nothing.
+            await self._fallback.put(key, value)
             return
         px = max(1, int(self._stale_ttl_s * 1000))
         answered, _ = await self._call(lambda: self._redis.set(redis_key, data, px=px))

@@ -260,9 +260,8 @@ async def test_a_read_does_not_wait_past_its_deadline_for_a_running_sync(harness
     harness.clock.advance(hours=3)
     engine = harness.app.state.sync_engine
     lock = asyncio.Lock()
-    engine._locks["user-1"] = (
-        lock  # a job of this user is mid-sync, waiting on the budget
-    )
+    # A job of this user is mid-sync, waiting on the budget.
+    engine._locks["user-1"] = lock
     await lock.acquire()
     try:
         started = _time.monotonic()

@@ -289,9 +289,8 @@ class ConnectFlow:
                 raise WhoopAccountLinked(
                     "This WHOOP account is connected to another user."
                 )
-            await repo.delete_connection(
-                linked.user_id
-            )  # that grant is dead; a new owner
+            # That grant is dead: the account gets a new owner.
+            await repo.delete_connection(linked.user_id)
         previous = await repo.get_connection(owner)
         records = RecordRepository(session)
         await records.adopt_account(owner, pending.whoop_user_id)

@@ -67,9 +67,8 @@ class TokenManager:
         self._clock = clock
         # The refresh under way per user in this process; callers join it.
         self._refreshes: dict[str, asyncio.Task[str]] = {}
-        self.refresh_count = (
-            0  # refreshes this process performed at WHOOP (metrics, tests)
-        )
+        # Refreshes this process performed at WHOOP (metrics, tests).
+        self.refresh_count = 0
 
     def encrypt_grant(self, user_id: str, grant: TokenGrant) -> dict[str, Any]:
         """The encrypted token columns of a fresh grant."""

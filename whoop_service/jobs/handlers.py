@@ -131,13 +131,11 @@ class JobHandlers:
                 int(event["whoop_user_id"])
             )
         if conn is None:
-            return (
-                "unknown_user"  # not ours (or disconnected): acknowledged and dropped
-            )
+            # Not ours (or disconnected): acknowledged and dropped.
+            return "unknown_user"
         if conn.status is not ConnectionStatus.CONNECTED:
-            return (
-                "needs_reauth"  # reconciliation catches up after the member reconnects
-            )
+            # Reconciliation catches up after the member reconnects.
+            return "needs_reauth"
         kind, _, action = str(event["type"]).partition(".")
         object_id = str(event["object_id"])
         if action == "deleted" and kind in ("sleep", "workout", "recovery"):

@@ -274,9 +274,8 @@ class SyncEngine:
             repo = RecordRepository(session)
             if result.status == "success":
                 last_success = now
-                if (
-                    kind != "recovery"
-                ):  # recoveries have no start of their own to bound them
+                # Recoveries have no start of their own to bound them.
+                if kind != "recovery":
                     await repo.delete_missing(
                         kind, user_id, window.start, window.end, seen, stored_before=now
                     )

@@ -397,9 +397,8 @@ class FailoverBudget:
                 self._data_lost = True
             if self._epoch is not None and self.mode is not Mode.FALLBACK:
                 self._fall_back(None)
-            self._epoch = (
-                beat.epoch
-            )  # answers on this epoch are the shared windows again
+            # Answers on this epoch are the shared windows again.
+            self._epoch = beat.epoch
         now, replicas = self._clock(), beat.replicas
         if self.mode is Mode.FALLBACK:
             await self._rejoin()
@@ -421,9 +420,8 @@ class FailoverBudget:
             last = self._clock()
             try:
                 await self._beat()
-            except (
-                Exception
-            ):  # the watcher must outlive a surprise; the next beat retries
+            except Exception:
+                # The watcher must outlive a surprise; the next beat retries.
                 log.exception("whoop.budget.watch_failed")
 
 
