@@ -53,4 +53,5 @@ def resolve_range(
 
 
 def days_between(start: date, end: date) -> list[date]:
+    """Every date from start to end, inclusive."""
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]

@@ -11,6 +11,7 @@ from pydantic_settings import NoDecode
 from shared.devsecrets import load_dev_secrets
 from shared.settings import ServiceSettings, split_csv
 from whoop_service.domain import DATA_TYPES
+from whoop_service.sync.plan import DEFAULT_FRESHNESS_MINUTES
 
 DEFAULT_SCOPES = (
     "offline read:recovery read:cycles read:workout read:sleep read:profile"
@@ -50,12 +51,7 @@ class WhoopSettings(ServiceSettings):
     user_whoop_requests_per_day: int = Field(100, ge=1)
     # How old each type's data may be before a read syncs it first (minutes).
     whoop_freshness_minutes: Annotated[dict[str, int], NoDecode] = Field(
-        default_factory=lambda: {
-            "cycle": 120,
-            "recovery": 120,
-            "sleep": 120,
-            "workout": 60,
-        }
+        default_factory=lambda: dict(DEFAULT_FRESHNESS_MINUTES)
     )
     # Each replica runs a job worker and the slot scheduler unless told not to.
     worker_enabled: bool = True
@@ -88,8 +84,7 @@ class WhoopSettings(ServiceSettings):
     @field_validator("whoop_freshness_minutes")
     @classmethod
     def _complete_freshness(cls, value: dict[str, int]) -> dict[str, int]:
-        defaults = {"cycle": 120, "recovery": 120, "sleep": 120, "workout": 60}
-        return {**defaults, **value}
+        return {**DEFAULT_FRESHNESS_MINUTES, **value}
 
     @field_validator("sync_schedule")
     @classmethod

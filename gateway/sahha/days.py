@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 
+from gateway.dates import days_between
+
 JsonObject = dict[str, Any]
 
 SCORE_TYPES: Final = ("readiness", "sleep", "activity", "wellbeing", "mental_wellbeing")
@@ -36,13 +38,6 @@ class Attribution:
     days: dict[date, SahhaDay]
     dropped_scores: int
     dropped_biomarkers: int
-
-
-def date_range(start_date: date, end_date: date) -> list[date]:
-    """Every date from start_date to end_date, inclusive."""
-    return [
-        start_date + timedelta(days=n) for n in range((end_date - start_date).days + 1)
-    ]
 
 
 def padded_window(start_date: date, end_date: date) -> tuple[str, str]:
@@ -85,7 +80,7 @@ def to_days(
     end_date: date,
 ) -> Attribution:
     """Every date of start..end with its items; items of other dates (the padding) are left out."""
-    days = {d: SahhaDay(d, [], []) for d in date_range(start_date, end_date)}
+    days = {d: SahhaDay(d, [], []) for d in days_between(start_date, end_date)}
     dropped_scores = _sort_into(scores, score_date, days, lambda day: day.scores)
     dropped_biomarkers = _sort_into(
         biomarkers, biomarker_date, days, lambda day: day.biomarkers

@@ -8,13 +8,19 @@ window fully stored: it moves only after commit.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import cast
 
 from shared.contracts import SyncStatus, TypeSyncStatus
 from whoop_service.domain import DATA_TYPES, SyncState
+
+# How old each type's data may be before a read syncs it first (`WHOOP_FRESHNESS_MINUTES`).
+DEFAULT_FRESHNESS_MINUTES: Mapping[str, int] = MappingProxyType(
+    {"cycle": 120, "recovery": 120, "sleep": 120, "workout": 60}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,10 +31,7 @@ class SyncPolicy:
     overlap: timedelta = timedelta(days=3)
     freshness: dict[str, timedelta] = field(
         default_factory=lambda: {
-            "cycle": timedelta(hours=2),
-            "recovery": timedelta(hours=2),
-            "sleep": timedelta(hours=2),
-            "workout": timedelta(hours=1),
+            kind: timedelta(minutes=m) for kind, m in DEFAULT_FRESHNESS_MINUTES.items()
         }
     )
     # A day missing from the database and younger than this triggers a sync on read...
