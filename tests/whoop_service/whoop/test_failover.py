@@ -326,32 +326,39 @@ async def test_a_send_that_took_no_slot_counts_in_redis_and_in_the_share(server)
     await admin.aclose()
 
 
+# With caps of interactive work's own: 5 a window, 30 a day.
+INTERACTIVE_LIMITS = BudgetLimits(
+    per_minute=10,
+    per_day=100,
+    minute_window_s=WINDOW_S,
+    interactive_shares=(0.5, 0.3),
+)
+
+
+async def fill_interactive(
+    budget: FailoverBudget, vt: SettledTime, sent: list[float]
+) -> None:
+    """Interactive sends, waiting between windows, until the day's interactive cap stops them."""
+    while True:
+        try:
+            await budget.acquire(Priority.INTERACTIVE, deadline=vt.now + WINDOW_S)
+        except BudgetExhausted as exc:
+            if exc.wait_s > 3600:
+                return
+            await vt.sleep(exc.wait_s)
+            continue
+        sent.append(vt.now)
+
+
 async def test_an_outage_never_grants_interactive_work_a_second_share(server):
     """Found by review: the local share started with empty interactive windows, so users'
     work could take the whole minute (and another 30 % of the day) once Redis failed, and
     what it sent offline never reached Redis's interactive windows."""
     vt = SettledTime()
     prefix = f"test:{uuid.uuid4().hex}"
-    limits = BudgetLimits(
-        per_minute=10,
-        per_day=100,
-        minute_window_s=WINDOW_S,
-        interactive_shares=(0.5, 0.3),
-    )
+    limits = INTERACTIVE_LIMITS
     redis = Redis.from_url(server.url)
     interactive: list[float] = []
-
-    async def fill(budget: FailoverBudget) -> None:
-        """Interactive sends until the day's interactive cap stops them."""
-        while True:
-            try:
-                await budget.acquire(Priority.INTERACTIVE, deadline=vt.now + WINDOW_S)
-            except BudgetExhausted as exc:
-                if exc.wait_s > 3600:
-                    return
-                await vt.sleep(exc.wait_s)
-                continue
-            interactive.append(vt.now)
 
     try:
         async with replica(server, vt, prefix, limits=limits) as budget:
@@ -364,7 +371,7 @@ async def test_an_outage_never_grants_interactive_work_a_second_share(server):
             assert budget.mode is Mode.FALLBACK
             for _ in range(4):  # the rest of the window is still the others'
                 await budget.acquire(Priority.WEBHOOK, deadline=vt.now + 1)
-            await vt.run(fill(budget))
+            await vt.run(fill_interactive(budget, vt, interactive))
             assert len(interactive) == 30, "30 % of the day in all, outage or not"
             assert max_in_any_window(interactive, WINDOW_S) == 5
             server.start()
@@ -385,30 +392,13 @@ async def test_the_days_interactive_sends_seen_at_any_shared_slot_survive_an_out
     outage soon after busy hours granted users' work another 30 % of the day."""
     vt = SettledTime()
     prefix = f"test:{uuid.uuid4().hex}"
-    limits = BudgetLimits(
-        per_minute=10,
-        per_day=100,
-        minute_window_s=WINDOW_S,
-        interactive_shares=(0.5, 0.3),
-    )
-    sent = 0
-
-    async def fill(budget: FailoverBudget) -> None:
-        nonlocal sent
-        while True:
-            try:
-                await budget.acquire(Priority.INTERACTIVE, deadline=vt.now + WINDOW_S)
-            except BudgetExhausted as exc:
-                if exc.wait_s > 3600:
-                    return
-                await vt.sleep(exc.wait_s)
-                continue
-            sent += 1
-
+    sent: list[float] = []
     # No heartbeat after the first: the last look at Redis is a slot's answer.
-    async with replica(server, vt, prefix, heartbeat_s=10_000, limits=limits) as budget:
-        await vt.run(fill(budget))
-        assert sent == 30
+    async with replica(
+        server, vt, prefix, heartbeat_s=10_000, limits=INTERACTIVE_LIMITS
+    ) as budget:
+        await vt.run(fill_interactive(budget, vt, sent))
+        assert len(sent) == 30
         assert budget.mode is Mode.SHARED
         server.stop()
         await vt.run(vt.sleep(2 * WINDOW_S))
