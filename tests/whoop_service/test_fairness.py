@@ -192,7 +192,7 @@ async def test_a_read_never_waits_for_a_job_syncing_the_same_user(harness):
     deadline; it answers from the database at once, and keeps its cooldown."""
     await connect(harness)
     harness.clock.advance(hours=3)  # every type is due
-    harness.whoop.fail_next("/v2/cycle", status=200, delay_s=2.0)  # a slow WHOOP
+    harness.whoop.fail_next("/v2/cycle", status=200, delay_s=3.0)  # a slow WHOOP
     job = asyncio.create_task(
         harness.app.state.sync_engine.sync_user("user-1", priority=Priority.BACKFILL)
     )
@@ -204,7 +204,7 @@ async def test_a_read_never_waits_for_a_job_syncing_the_same_user(harness):
         headers={"X-Request-Deadline-Ms": "4000"},
     )
     elapsed = time.monotonic() - started
-    assert elapsed < 1.0, f"the read waited {elapsed:.2f} s"
+    assert elapsed < 1.5, f"the read waited {elapsed:.2f} s"  # the job's call takes 3 s
     assert read.json()["data_source"] == "database"
     assert "under way" in read.json()["warning"]
     await job
