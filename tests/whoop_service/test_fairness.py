@@ -25,6 +25,24 @@ async def connect(harness, user_id: str = "user-1") -> int:
     return whoop_user
 
 
+async def read_days(
+    client,
+    user_id: str = "user-1",
+    *,
+    start: str = "2026-11-19",
+    end: str = "2026-11-20",
+    force: bool = False,
+    headers: dict[str, str] | None = None,
+):
+    """The WHOOP part of the user's days, as the gateway asks for it."""
+    params = {"start_date": start, "end_date": end}
+    if force:
+        params["force_refresh"] = "true"
+    return await client.get(
+        f"/internal/data/daily/{user_id}", params=params, headers=headers or {}
+    )
+
+
 def assert_429(resp, code: str, *, wait_between: tuple[int, int]) -> None:
     assert resp.status_code == 429, resp.text
     assert resp.headers["content-type"].startswith("application/problem+json")
@@ -67,14 +85,7 @@ async def test_force_refresh_reads_inside_the_cooldown_answer_from_the_database(
     assert (await harness.client.post("/internal/sync/user-1")).status_code == 200
     calls = data_requests(harness)
     for _ in range(5):
-        read = await harness.client.get(
-            "/internal/data/daily/user-1",
-            params={
-                "start_date": "2026-11-18",
-                "end_date": "2026-11-20",
-                "force_refresh": "true",
-            },
-        )
+        read = await read_days(harness.client, start="2026-11-18", force=True)
         assert read.status_code == 200
         body = read.json()
         assert body["data_source"] == "database"
@@ -93,14 +104,7 @@ async def test_the_daily_quota_stops_interactive_requests_until_tomorrow(limited
     spent = await limited.client.post("/internal/sync/user-1")
     # The harness clock stands at 12:00 UTC: twelve hours to the next UTC day.
     assert_429(spent, "user_quota_exceeded", wait_between=(43_200, 43_200))
-    read = await limited.client.get(
-        "/internal/data/daily/user-1",
-        params={
-            "start_date": "2026-11-19",
-            "end_date": "2026-11-20",
-            "force_refresh": "true",
-        },
-    )
+    read = await read_days(limited.client, force=True)
     assert read.status_code == 200
     assert read.json()["data_source"] == "database"
     assert data_requests(limited) == 3
@@ -118,10 +122,7 @@ async def test_stale_data_past_its_threshold_is_marked_when_the_quota_is_spent(l
     await connect(limited)
     await limited.client.post("/internal/sync/user-1")
     limited.clock.advance(hours=3)  # past every type's freshness threshold
-    read = await limited.client.get(
-        "/internal/data/daily/user-1",
-        params={"start_date": "2026-11-19", "end_date": "2026-11-20"},
-    )
+    read = await read_days(limited.client)
     body = read.json()
     assert read.status_code == 200
     assert body["data_source"] == "database"
@@ -144,14 +145,7 @@ async def test_two_replicas_on_one_redis_share_the_cooldown(
         assert (await harness.client.post(f"/internal/sync/{user}")).status_code == 200
         other = await second.post(f"/internal/sync/{user}")
         assert_429(other, "sync_cooldown", wait_between=(58, 60))
-        read = await second.get(
-            f"/internal/data/daily/{user}",
-            params={
-                "start_date": "2026-11-19",
-                "end_date": "2026-11-20",
-                "force_refresh": "true",
-            },
-        )
+        read = await read_days(second, user, force=True)
         assert read.json()["data_source"] == "database"
 
 
@@ -198,10 +192,8 @@ async def test_a_read_never_waits_for_a_job_syncing_the_same_user(harness):
     )
     await asyncio.sleep(0.2)
     started = time.monotonic()
-    read = await harness.client.get(
-        "/internal/data/daily/user-1",
-        params={"start_date": "2026-11-20"},
-        headers={"X-Request-Deadline-Ms": "4000"},
+    read = await read_days(
+        harness.client, start="2026-11-20", headers={"X-Request-Deadline-Ms": "4000"}
     )
     elapsed = time.monotonic() - started
     assert elapsed < 1.5, f"the read waited {elapsed:.2f} s"  # the job's call takes 3 s
